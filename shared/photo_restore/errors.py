@@ -1,0 +1,180 @@
+"""Domain errors with a stable code, and the one place that says how each class of failure is handled."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FailureKind(StrEnum):
+    """How the pipeline reacts to a failure."""
+
+    PERMANENT = "permanent"  # fail the attempt now: retrying cannot help
+    TRANSIENT = "transient"  # raise so SQS redelivers the message
+    RATE_LIMITED = "rate_limited"  # defer the message without using up its receives
+
+
+class RestoreError(Exception):
+    """Base of every domain error: `code` is stable and safe to show to clients and operators."""
+
+    code = "restore_error"
+    kind = FailureKind.TRANSIENT
+    http_status = 500
+
+    def __init__(self, message: str, *, trace_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.trace_id = trace_id
+
+
+# --- API-facing errors -------------------------------------------------------------------
+
+
+class PhotoNotFound(RestoreError):
+    """Also raised for a photo owned by someone else: never reveal which."""
+
+    code = "photo_not_found"
+    kind = FailureKind.PERMANENT
+    http_status = 404
+
+
+class AlreadyProcessing(RestoreError):
+    code = "already_processing"
+    kind = FailureKind.PERMANENT
+    http_status = 409
+
+    def __init__(self, message: str, *, restore_attempt_id: str | None) -> None:
+        super().__init__(message)
+        self.restore_attempt_id = restore_attempt_id
+
+
+class PhotoNotRestorable(RestoreError):
+    """Archived or deleted photos cannot be restored."""
+
+    code = "photo_not_restorable"
+    kind = FailureKind.PERMANENT
+    http_status = 409
+
+
+class RestoreAttemptNotFound(RestoreError):
+    code = "restore_attempt_not_found"
+    kind = FailureKind.PERMANENT
+    http_status = 404
+
+
+class RestoreNotSucceeded(RestoreError):
+    code = "restore_not_succeeded"
+    kind = FailureKind.PERMANENT
+    http_status = 409
+
+
+class QueueUnavailable(RestoreError):
+    """The restore was not enqueued; the claim was rolled back, so the client may retry."""
+
+    code = "queue_unavailable"
+    kind = FailureKind.TRANSIENT
+    http_status = 503
+
+
+# --- Pipeline errors (worker) ------------------------------------------------------------
+
+
+class UnsupportedImage(RestoreError):
+    code = "unsupported_image"
+    kind = FailureKind.PERMANENT
+    http_status = 422
+
+
+class CorruptImage(RestoreError):
+    code = "corrupt_image"
+    kind = FailureKind.PERMANENT
+    http_status = 422
+
+
+class ImageTooLarge(RestoreError):
+    """Too many bytes or too many pixels (a decompression bomb), refused before decoding."""
+
+    code = "image_too_large"
+    kind = FailureKind.PERMANENT
+    http_status = 422
+
+
+class OriginalMissing(RestoreError):
+    code = "original_missing"
+    kind = FailureKind.PERMANENT
+    http_status = 422
+
+
+class ProviderRejected(RestoreError):
+    """SiliconFlow answered 400: our request is wrong for this image; retrying cannot help."""
+
+    code = "provider_rejected"
+    kind = FailureKind.PERMANENT
+    http_status = 502
+
+
+class ProviderAuthFailed(RestoreError):
+    """SiliconFlow answered 401/403: a configuration error that operators must fix."""
+
+    code = "provider_auth_failed"
+    kind = FailureKind.PERMANENT
+    http_status = 502
+
+
+class ProviderRateLimited(RestoreError):
+    code = "provider_rate_limited"
+    kind = FailureKind.RATE_LIMITED
+    http_status = 503
+
+    def __init__(
+        self, message: str, *, retry_after_seconds: float | None = None, trace_id: str | None = None
+    ) -> None:
+        super().__init__(message, trace_id=trace_id)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class ProviderUnavailable(RestoreError):
+    """5xx, timeouts and connection errors after the client's own bounded retries."""
+
+    code = "provider_unavailable"
+    kind = FailureKind.TRANSIENT
+    http_status = 503
+
+
+class InvalidProviderResult(RestoreError):
+    """No image in the answer, a refused result URL, or bytes that are not an image."""
+
+    code = "invalid_provider_result"
+    kind = FailureKind.PERMANENT
+    http_status = 502
+
+
+class DependencyUnavailable(RestoreError):
+    """S3, SQS or the database failed in a way a later delivery may not see."""
+
+    code = "dependency_unavailable"
+    kind = FailureKind.TRANSIENT
+    http_status = 503
+
+
+class AttemptNotVisible(RestoreError):
+    """The message's attempt row is not visible (yet): retry, never drop."""
+
+    code = "attempt_not_visible"
+    kind = FailureKind.TRANSIENT
+    http_status = 503
+
+
+class StuckInProcessing(RestoreError):
+    """Recorded by the sweeper on an attempt whose message was lost."""
+
+    code = "stuck_in_processing"
+    kind = FailureKind.PERMANENT
+    http_status = 500
+
+
+class RetriesExhausted(RestoreError):
+    """Recorded by the DLQ handler when SQS gave up on a message."""
+
+    code = "retries_exhausted"
+    kind = FailureKind.PERMANENT
+    http_status = 500
