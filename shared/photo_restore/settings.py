@@ -1,4 +1,4 @@
-"""One settings class, read once from the environment; every knob has a default that works locally."""
+"""One settings class, read once from the environment; every knob has a working local default."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("postgresql+pg8000://postgres@localhost:5432/postgres")
     # Deployed: the URL lives in SSM Parameter Store (SecureString) under this name.
     database_url_parameter: str | None = None
+    # "verify" checks the server certificate (RDS: set database_ssl_ca_file to its CA bundle).
+    database_ssl_mode: Literal["verify", "require", "disable"] = "verify"
+    database_ssl_ca_file: str | None = None
     queue_url: str = ""
     dlq_url: str = ""
     bucket_name: str = "photo-restore-local"

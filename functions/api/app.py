@@ -1,0 +1,93 @@
+"""API Lambda: HTTP API (payload v2) routes for restore requests; logic lives in photo_restore."""
+
+from __future__ import annotations
+
+import uuid
+from functools import cache
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import UnauthorizedError
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from photo_restore import aws, wiring
+from photo_restore.errors import AlreadyProcessing, RestoreError
+from photo_restore.queue import RestoreQueue
+from photo_restore.restore_requests import Caller, RestoreRequests
+from photo_restore.settings import get_settings
+from photo_restore.storage import ObjectStorage
+from photo_restore.views import (
+    AttemptList,
+    ErrorBody,
+    PhotoView,
+    RestoreAccepted,
+    RestoreRequestBody,
+    SelectedRestore,
+    SelectRestoreBody,
+)
+
+logger = Logger(service="photo-restore-api")
+app = APIGatewayHttpResolver(enable_validation=True)
+
+
+@cache
+def restore_requests() -> RestoreRequests:
+    settings = get_settings()
+    return RestoreRequests(
+        wiring.database_engine(),
+        RestoreQueue(aws.sqs_client(), settings.queue_url),
+        ObjectStorage(aws.s3_client(), settings.bucket_name),
+        settings,
+    )
+
+
+def current_caller() -> Caller:
+    """Identity from the JWT authorizer's claims; fail closed when they are absent."""
+    authorizer = app.current_event.request_context.authorizer
+    claims: dict[str, Any] = (authorizer.jwt_claim if authorizer else None) or {}
+    user_id = claims.get("sub")
+    if not isinstance(user_id, str) or not user_id:
+        raise UnauthorizedError("a valid bearer token is required")
+    email = claims.get("email")
+    return Caller(user_id=user_id, email=email if isinstance(email, str) and email else None)
+
+
+@app.post("/photos/<photo_id>/restore", responses={202: {"description": "Restore accepted"}})
+def request_restore(
+    photo_id: uuid.UUID, body: Annotated[RestoreRequestBody | None, Body()] = None
+) -> Response[RestoreAccepted]:
+    accepted = restore_requests().request_restore(current_caller(), photo_id)
+    logger.append_keys(photo_id=str(photo_id), restore_attempt_id=str(accepted.restore_attempt_id))
+    logger.info("restore accepted")
+    return Response(202, content_types.APPLICATION_JSON, accepted)
+
+
+@app.get("/photos/<photo_id>")
+def get_photo(photo_id: uuid.UUID) -> PhotoView:
+    return restore_requests().get_photo(current_caller(), photo_id)
+
+
+@app.get("/photos/<photo_id>/restores")
+def list_restores(photo_id: uuid.UUID) -> AttemptList:
+    return restore_requests().list_restores(current_caller(), photo_id)
+
+
+@app.put("/photos/<photo_id>/selected-restore")
+def select_restore(photo_id: uuid.UUID, body: SelectRestoreBody) -> SelectedRestore:
+    return restore_requests().select_restore(current_caller(), photo_id, body.restore_attempt_id)
+
+
+@app.exception_handler(RestoreError)
+def restore_error(error: RestoreError) -> Response[ErrorBody]:
+    attempt_id = error.restore_attempt_id if isinstance(error, AlreadyProcessing) else None
+    body = ErrorBody(error=error.code, message=error.message, restore_attempt_id=attempt_id)
+    if error.http_status >= 500:
+        logger.exception("restore request failed", extra={"code": error.code})
+    return Response(error.http_status, content_types.APPLICATION_JSON, body.model_dump_json())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,34 @@
+"""boto3 clients with explicit timeouts; boto3 itself honours AWS_ENDPOINT_URL (moto locally)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+
+def _config() -> Config:
+    # Short timeouts: a Lambda must fail fast and let SQS retry, not hang until its own timeout.
+    # A local endpoint (moto) is an IP address, where only path-style bucket URLs work.
+    addressing = "path" if os.environ.get("AWS_ENDPOINT_URL") else "virtual"
+    return Config(
+        connect_timeout=5,
+        read_timeout=30,
+        retries={"mode": "standard", "max_attempts": 3},
+        s3={"addressing_style": addressing},  # type: ignore[arg-type]
+        signature_version="s3v4",
+    )
+
+
+def s3_client() -> S3Client:
+    return boto3.client("s3", config=_config())
+
+
+def sqs_client() -> SQSClient:
+    return boto3.client("sqs", config=_config())

@@ -1,0 +1,82 @@
+"""S3 object keys (one place for each pattern), bounded downloads and presigned URLs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from photo_restore.errors import DependencyUnavailable, ImageTooLarge, OriginalMissing
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# Temporary objects live under this prefix; a bucket lifecycle rule expires them.
+TEMPORARY_PREFIX = "tmp/"
+
+
+def restored_key(job_id: uuid.UUID, attempt_created_at: datetime) -> str:
+    """`restored/{job_id}/{timestamp}.jpg`, fixed per attempt: a retry overwrites, never orphans."""
+    stamp = attempt_created_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"restored/{job_id}/{stamp}.jpg"
+
+
+def preprocessed_key(attempt_id: uuid.UUID) -> str:
+    return f"{TEMPORARY_PREFIX}preprocessed/{attempt_id}.jpg"
+
+
+def _is_missing(error: ClientError) -> bool:
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    return code in {"NoSuchKey", "404", "NotFound"}
+
+
+class ObjectStorage:
+    """The photo bucket; S3 errors become domain errors (missing: permanent; others: transient)."""
+
+    def __init__(self, s3_client: S3Client, bucket: str) -> None:
+        self._s3 = s3_client
+        self.bucket = bucket
+
+    def read(self, key: str, *, max_bytes: int) -> bytes:
+        try:
+            response = self._s3.get_object(Bucket=self.bucket, Key=key)
+            size = response["ContentLength"]
+            if size > max_bytes:
+                response["Body"].close()
+                raise ImageTooLarge(f"{key} is {size} bytes; the limit is {max_bytes}")
+            return response["Body"].read(max_bytes + 1)[:max_bytes]
+        except ClientError as error:
+            if _is_missing(error):
+                raise OriginalMissing(f"s3://{self.bucket}/{key} does not exist") from error
+            raise DependencyUnavailable(f"S3 read of {key} failed: {error}") from error
+        except BotoCoreError as error:
+            raise DependencyUnavailable(f"S3 read of {key} failed: {error}") from error
+
+    def write_jpeg(self, key: str, data: bytes) -> None:
+        try:
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="image/jpeg")
+        except (ClientError, BotoCoreError) as error:
+            raise DependencyUnavailable(f"S3 write of {key} failed: {error}") from error
+
+    def delete(self, key: str) -> None:
+        try:
+            self._s3.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as error:
+            raise DependencyUnavailable(f"S3 delete of {key} failed: {error}") from error
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if _is_missing(error):
+                return False
+            raise DependencyUnavailable(f"S3 head of {key} failed: {error}") from error
+        return True
+
+    def presigned_get_url(self, key: str, *, expires_seconds: int) -> str:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        return self._s3.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=expires_seconds
+        )
