@@ -1,0 +1,267 @@
+"""HTTP client for SiliconFlow's image-edit endpoint: bounded retries, and every failure mapped to a
+domain error that keeps the provider's trace id."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from photo_restore.errors import (
+    InvalidProviderResult,
+    ProviderAuthFailed,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+
+if TYPE_CHECKING:
+    from photo_restore.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+TRACE_ID_HEADER = "x-siliconcloud-trace-id"
+RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+MAX_ERROR_TEXT = 500
+# Caps one backoff sleep so a large max_retries cannot sleep past the worker's own timeout.
+MAX_BACKOFF_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class SiliconFlowRequest:
+    image: str  # https URL or data URI "data:image/jpeg;base64,..."
+    prompt: str
+    model: str = "Qwen/Qwen-Image-Edit"
+    num_inference_steps: int = 20
+    guidance_scale: float = 7.5
+    seed: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The request body; image_size is never sent (Qwen-Image-Edit rejects it)."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": self.prompt,
+            "image": self.image,
+            "num_inference_steps": self.num_inference_steps,
+            "guidance_scale": self.guidance_scale,
+        }
+        if self.seed is not None:
+            body["seed"] = self.seed
+        return body
+
+    def __repr__(self) -> str:
+        # A data URI can be megabytes long: keep logs and tracebacks readable.
+        image = self.image if len(self.image) <= 80 else f"{self.image[:60]}...({len(self.image)})"
+        return (
+            f"SiliconFlowRequest(image={image!r}, model={self.model!r}, "
+            f"num_inference_steps={self.num_inference_steps}, "
+            f"guidance_scale={self.guidance_scale}, seed={self.seed})"
+        )
+
+
+@dataclass(frozen=True)
+class SiliconFlowResponse:
+    image_url: str
+    inference_time: float | None
+    seed: int | None
+    trace_id: str | None  # x-siliconcloud-trace-id header
+
+
+class SiliconFlowClient:
+    """Calls `POST {base_url}/images/generations`; 429 is raised at once for the worker to defer."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        connect_timeout: float,
+        read_timeout: float,
+        max_retries: int,
+        http_client: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        backoff_base_seconds: float = 1.0,
+    ) -> None:
+        self._url = base_url.rstrip("/") + "/images/generations"
+        # Stripped: a key pasted into SSM with a trailing newline would make an invalid header.
+        self._api_key = api_key.strip()
+        # write covers uploading a multi-megabyte data URI, so it gets the read budget too.
+        self._timeout = httpx.Timeout(
+            connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
+        )
+        self._max_retries = max(0, max_retries)
+        self._sleep = sleep
+        self._backoff_base = backoff_base_seconds
+        self._owns_client = http_client is None
+        # follow_redirects stays off: a redirected POST is a misconfigured base URL, not success.
+        self._http = http_client or httpx.Client(timeout=self._timeout, follow_redirects=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, api_key: str | None = None) -> SiliconFlowClient:
+        """`api_key` (resolved from SSM by the worker) overrides the key in settings."""
+        key = api_key if api_key is not None else settings.siliconflow_api_key.get_secret_value()
+        return cls(
+            base_url=settings.siliconflow_base_url,
+            api_key=key,
+            connect_timeout=settings.siliconflow_connect_timeout_seconds,
+            read_timeout=settings.siliconflow_read_timeout_seconds,
+            max_retries=settings.siliconflow_max_retries,
+        )
+
+    def __repr__(self) -> str:
+        return f"SiliconFlowClient(url={self._url!r}, max_retries={self._max_retries})"
+
+    def __enter__(self) -> SiliconFlowClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._http.close()
+
+    def edit_image(self, request: SiliconFlowRequest) -> SiliconFlowResponse:
+        if not self._api_key:
+            raise ProviderAuthFailed("no SiliconFlow API key is configured")
+        if not (self._api_key.isascii() and self._api_key.isprintable()):
+            # httpx would refuse the header as a transport error, which we would retry for nothing.
+            raise ProviderAuthFailed("the SiliconFlow API key has characters a header cannot hold")
+        body = request.to_json()
+        attempts = self._max_retries + 1
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = self._http.post(
+                    self._url,
+                    json=body,
+                    headers={"Authorization": f"Bearer {self._api_key}"},
+                    timeout=self._timeout,
+                    follow_redirects=False,
+                )
+            except httpx.TransportError as exc:
+                # Timeouts are TransportErrors too; the message names the class, never the key.
+                reason = f"{type(exc).__name__}: {exc}"
+                if last:
+                    raise ProviderUnavailable(
+                        f"SiliconFlow unreachable after {attempts} attempt(s): {reason}"
+                    ) from exc
+                self._backoff(attempt, reason)
+                continue
+
+            trace_id = response.headers.get(TRACE_ID_HEADER)
+            status = response.status_code
+            if 200 <= status < 300:
+                return _parse_success(response, trace_id)
+            if status in RETRYABLE_STATUSES and not last:
+                self._backoff(attempt, f"HTTP {status} (trace {trace_id})")
+                continue
+            raise _error_for(response, trace_id, attempts=attempt + 1)
+        raise AssertionError("unreachable: the last attempt always returns or raises")
+
+    def _backoff(self, attempt: int, reason: str) -> None:
+        # Full jitter: uniform in [0, base * 2^attempt] spreads retries of many workers apart.
+        ceiling = min(MAX_BACKOFF_SECONDS, self._backoff_base * (2**attempt))
+        delay = random.uniform(0, ceiling)
+        logger.warning(
+            "SiliconFlow attempt %d failed (%s); retrying in %.2fs", attempt + 1, reason, delay
+        )
+        self._sleep(delay)
+
+
+def _parse_success(response: httpx.Response, trace_id: str | None) -> SiliconFlowResponse:
+    try:
+        payload = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidProviderResult(
+            f"SiliconFlow answered {response.status_code} with a non-JSON body: "
+            f"{_truncate(response.text)!r}",
+            trace_id=trace_id,
+        ) from exc
+    if not isinstance(payload, dict):
+        raise InvalidProviderResult("SiliconFlow answer is not a JSON object", trace_id=trace_id)
+    images = payload.get("images")
+    first = images[0] if isinstance(images, list) and images else None
+    url = first.get("url") if isinstance(first, dict) else None
+    if not isinstance(url, str) or not url:
+        raise InvalidProviderResult("SiliconFlow answer has no image URL", trace_id=trace_id)
+    timings = payload.get("timings")
+    inference = timings.get("inference") if isinstance(timings, dict) else None
+    seed = payload.get("seed")
+    return SiliconFlowResponse(
+        image_url=url,
+        inference_time=(
+            float(inference)
+            if isinstance(inference, int | float) and not isinstance(inference, bool)
+            else None
+        ),
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        trace_id=trace_id,
+    )
+
+
+def _error_for(response: httpx.Response, trace_id: str | None, *, attempts: int) -> Exception:
+    status = response.status_code
+    detail = f"SiliconFlow answered {status}: {_error_message(response)}"
+    if status == 429:
+        return ProviderRateLimited(
+            detail,
+            retry_after_seconds=parse_retry_after(response.headers.get("retry-after")),
+            trace_id=trace_id,
+        )
+    if status in (401, 403):
+        return ProviderAuthFailed(detail, trace_id=trace_id)
+    if 400 <= status < 500:
+        return ProviderRejected(detail, trace_id=trace_id)
+    if status >= 500:
+        return ProviderUnavailable(f"{detail} (after {attempts} attempt(s))", trace_id=trace_id)
+    # 1xx/3xx: the base URL points somewhere that is not the API.
+    return InvalidProviderResult(f"{detail} (unexpected status)", trace_id=trace_id)
+
+
+def _error_message(response: httpx.Response) -> str:
+    text = response.text
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        message = payload.get("message")
+        if isinstance(message, str) and message:
+            code = payload.get("code")
+            return _truncate(f"{message} (code {code})" if code is not None else message)
+    return _truncate(text) or "(empty body)"
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds (delta-seconds or an HTTP-date); None when absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; an unlabelled one is taken as UTC
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _truncate(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= MAX_ERROR_TEXT else text[:MAX_ERROR_TEXT] + "..."

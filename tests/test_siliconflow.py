@@ -1,0 +1,407 @@
+"""SiliconFlowClient against the stand-in over loopback: parsing, error mapping, retries."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+import pytest
+from photo_restore.errors import (
+    FailureKind,
+    InvalidProviderResult,
+    ProviderAuthFailed,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from photo_restore.local.siliconflow_standin import Behaviour, SiliconFlowStandIn
+from photo_restore.settings import Settings
+from photo_restore.siliconflow import (
+    SiliconFlowClient,
+    SiliconFlowRequest,
+    parse_retry_after,
+)
+from PIL import Image
+from pydantic import SecretStr
+
+API_KEY = "sk-test-secret-key-123"
+
+
+def _data_uri() -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 16), (180, 140, 100)).save(buf, format="JPEG")
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+IMAGE = _data_uri()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[SiliconFlowStandIn]:
+    with SiliconFlowStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+def standin(server: SiliconFlowStandIn) -> Iterator[SiliconFlowStandIn]:
+    server.reset()
+    yield server
+    server.reset()
+
+
+class Sleeps(list[float]):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def client(standin: SiliconFlowStandIn, sleeps: Sleeps) -> Iterator[SiliconFlowClient]:
+    with SiliconFlowClient(
+        base_url=standin.base_url,
+        api_key=API_KEY,
+        connect_timeout=2.0,
+        read_timeout=5.0,
+        max_retries=2,
+        sleep=sleeps,
+        backoff_base_seconds=0.5,
+    ) as sf:
+        yield sf
+
+
+def _request(**overrides: object) -> SiliconFlowRequest:
+    return SiliconFlowRequest(image=IMAGE, prompt="restore it", **overrides)  # type: ignore[arg-type]
+
+
+def test_success_parses_url_timings_seed_and_trace_id(
+    client: SiliconFlowClient, standin: SiliconFlowStandIn
+) -> None:
+    response = client.edit_image(_request(seed=42))
+    assert response.image_url.startswith(standin.root_url + "/results/")
+    assert response.image_url.endswith(".jpg")
+    assert response.seed == 42
+    assert response.inference_time is not None and response.inference_time >= 0
+    assert response.trace_id and response.trace_id.startswith("ti_")
+
+
+def test_request_body_fields(client: SiliconFlowClient, standin: SiliconFlowStandIn) -> None:
+    client.edit_image(_request())
+    client.edit_image(_request(seed=7, num_inference_steps=30, guidance_scale=4.0))
+    first, second = standin.requests
+    assert set(first) == {"model", "prompt", "image", "num_inference_steps", "guidance_scale"}
+    assert first["model"] == "Qwen/Qwen-Image-Edit"
+    assert first["num_inference_steps"] == 20 and first["guidance_scale"] == 7.5
+    assert "image_size" not in first and "seed" not in first
+    assert second["seed"] == 7 and second["num_inference_steps"] == 30
+    assert second["guidance_scale"] == 4.0
+
+
+def test_bearer_key_sent_and_required_key_enforced(sleeps: Sleeps) -> None:
+    with SiliconFlowStandIn(api_key=API_KEY) as strict:
+        ok = SiliconFlowClient(
+            base_url=strict.base_url,
+            api_key=API_KEY + "\n",  # trailing newline from SSM is stripped
+            connect_timeout=2,
+            read_timeout=5,
+            max_retries=0,
+        )
+        assert ok.edit_image(_request()).image_url
+        bad = SiliconFlowClient(
+            base_url=strict.base_url,
+            api_key="wrong",
+            connect_timeout=2,
+            read_timeout=5,
+            max_retries=0,
+        )
+        with pytest.raises(ProviderAuthFailed) as info:
+            bad.edit_image(_request())
+        assert info.value.trace_id
+        ok.close()
+        bad.close()
+
+
+def test_empty_api_key_fails_without_calling(standin: SiliconFlowStandIn) -> None:
+    client = SiliconFlowClient(
+        base_url=standin.base_url, api_key="", connect_timeout=1, read_timeout=1, max_retries=0
+    )
+    with pytest.raises(ProviderAuthFailed, match="no SiliconFlow API key"):
+        client.edit_image(_request())
+    assert standin.requests == []
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(400, ProviderRejected), (401, ProviderAuthFailed), (403, ProviderAuthFailed),
+     (404, ProviderRejected), (422, ProviderRejected)],
+)  # fmt: skip
+def test_client_errors_are_permanent_and_not_retried(
+    client: SiliconFlowClient,
+    standin: SiliconFlowStandIn,
+    sleeps: Sleeps,
+    status: int,
+    error: type[Exception],
+) -> None:
+    standin.enqueue(Behaviour.error(status, message=f"bad thing {status}"))
+    with pytest.raises(error) as info:
+        client.edit_image(_request())
+    assert f"bad thing {status}" in str(info.value)
+    assert getattr(info.value, "kind") == FailureKind.PERMANENT  # noqa: B009
+    assert getattr(info.value, "trace_id", "").startswith("ti_")
+    assert len(standin.requests) == 1 and sleeps == []
+
+
+def test_validation_error_message_from_provider(client: SiliconFlowClient) -> None:
+    with pytest.raises(ProviderRejected, match="num_inference_steps") as info:
+        client.edit_image(_request(num_inference_steps=0))
+    assert info.value.trace_id
+
+
+def test_rate_limited_with_retry_after_seconds(
+    client: SiliconFlowClient, standin: SiliconFlowStandIn, sleeps: Sleeps
+) -> None:
+    standin.enqueue(Behaviour.rate_limited(retry_after=2))
+    with pytest.raises(ProviderRateLimited) as info:
+        client.edit_image(_request())
+    assert info.value.retry_after_seconds == 2.0
+    assert info.value.kind == FailureKind.RATE_LIMITED
+    assert info.value.trace_id
+    assert len(standin.requests) == 1 and sleeps == []  # no in-client retry
+
+
+def test_rate_limited_without_retry_after(
+    client: SiliconFlowClient, standin: SiliconFlowStandIn
+) -> None:
+    standin.enqueue(Behaviour.rate_limited())
+    with pytest.raises(ProviderRateLimited) as info:
+        client.edit_image(_request())
+    assert info.value.retry_after_seconds is None
+
+
+def test_rate_limited_with_http_date(
+    client: SiliconFlowClient, standin: SiliconFlowStandIn
+) -> None:
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    standin.enqueue(Behaviour.rate_limited(retry_after=format_datetime(when, usegmt=True)))
+    with pytest.raises(ProviderRateLimited) as info:
+        client.edit_image(_request())
+    assert info.value.retry_after_seconds is not None
+    assert 25 <= info.value.retry_after_seconds <= 31
+
+
+def test_parse_retry_after_forms() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("") is None
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(" 1.5 ") == 1.5
+    assert parse_retry_after("-3") == 0.0
+    assert parse_retry_after("nan") is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("Thu, 01 Jan 2026 00:01:00 GMT", now=now) == 60.0
+    assert parse_retry_after("Wed, 31 Dec 2025 23:00:00 GMT", now=now) == 0.0
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_server_errors_retried_then_unavailable(
+    client: SiliconFlowClient, standin: SiliconFlowStandIn, sleeps: Sleeps, status: int
+) -> None:
+    standin.enqueue(*[Behaviour.error(status)] * 5)
+    with pytest.raises(ProviderUnavailable) as info:
+        client.edit_image(_request())
+    assert info.value.kind == FailureKind.TRANSIENT
+    assert info.value.trace_id
+    assert len(standin.requests) == 3  # 1 + max_retries, no more
+    assert len(sleeps) == 2
+    # Full jitter: each delay is within [0, base * 2^attempt].
+    assert 0 <= sleeps[0] <= 0.5 and 0 <= sleeps[1] <= 1.0
+
+
+def test_503_then_success(
+    client: SiliconFlowClient, standin: SiliconFlowStandIn, sleeps: Sleeps
+) -> None:
+    standin.enqueue(Behaviour.error(503))
+    response = client.edit_image(_request())
+    assert response.image_url
+    assert len(standin.requests) == 2 and len(sleeps) == 1
+
+
+def test_zero_retries_means_one_attempt(standin: SiliconFlowStandIn, sleeps: Sleeps) -> None:
+    standin.enqueue(Behaviour.error(500), Behaviour.error(500))
+    client = SiliconFlowClient(
+        base_url=standin.base_url,
+        api_key=API_KEY,
+        connect_timeout=1,
+        read_timeout=2,
+        max_retries=0,
+        sleep=sleeps,
+    )
+    with pytest.raises(ProviderUnavailable):
+        client.edit_image(_request())
+    assert len(standin.requests) == 1 and sleeps == []
+
+
+def test_read_timeout_retried_then_unavailable(standin: SiliconFlowStandIn, sleeps: Sleeps) -> None:
+    standin.enqueue(Behaviour.hang(3), Behaviour.hang(3))
+    client = SiliconFlowClient(
+        base_url=standin.base_url,
+        api_key=API_KEY,
+        connect_timeout=1,
+        read_timeout=0.2,
+        max_retries=1,
+        sleep=sleeps,
+    )
+    with pytest.raises(ProviderUnavailable, match="ReadTimeout"):
+        client.edit_image(_request())
+    assert len(standin.requests) == 2 and len(sleeps) == 1
+    client.close()
+
+
+def test_delay_within_timeout_succeeds(
+    client: SiliconFlowClient, standin: SiliconFlowStandIn
+) -> None:
+    standin.enqueue(Behaviour.delay(0.2))
+    response = client.edit_image(_request())
+    assert response.inference_time is not None and response.inference_time >= 0.2
+
+
+def test_connection_refused_is_unavailable(sleeps: Sleeps) -> None:
+    with SiliconFlowStandIn() as gone:
+        base_url = gone.base_url
+    client = SiliconFlowClient(
+        base_url=base_url,
+        api_key=API_KEY,
+        connect_timeout=0.5,
+        read_timeout=0.5,
+        max_retries=1,
+        sleep=sleeps,
+    )
+    with pytest.raises(ProviderUnavailable, match="ConnectError"):
+        client.edit_image(_request())
+    assert len(sleeps) == 1
+
+
+def test_malformed_body_is_invalid_result(
+    client: SiliconFlowClient, standin: SiliconFlowStandIn
+) -> None:
+    standin.enqueue(Behaviour.malformed_body())
+    with pytest.raises(InvalidProviderResult, match="non-JSON") as info:
+        client.edit_image(_request())
+    assert info.value.trace_id
+
+
+def test_empty_images_is_invalid_result(
+    client: SiliconFlowClient, standin: SiliconFlowStandIn
+) -> None:
+    standin.enqueue(Behaviour.empty_images())
+    with pytest.raises(InvalidProviderResult, match="no image URL") as info:
+        client.edit_image(_request())
+    assert info.value.trace_id
+
+
+def _mock_client(handler: httpx.MockTransport) -> SiliconFlowClient:
+    return SiliconFlowClient(
+        base_url="https://api.example/v1",
+        api_key=API_KEY,
+        connect_timeout=1,
+        read_timeout=1,
+        max_retries=0,
+        http_client=httpx.Client(transport=handler),
+    )
+
+
+def test_tolerant_parse_of_missing_and_extra_fields() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url == "https://api.example/v1/images/generations"
+        assert request.headers["authorization"] == f"Bearer {API_KEY}"
+        body = {"images": [{"url": "https://cdn.example/r.png", "x": 1}], "extra": {"a": 1}}
+        return httpx.Response(200, json=body)
+
+    response = _mock_client(httpx.MockTransport(answer)).edit_image(_request())
+    assert response.image_url == "https://cdn.example/r.png"
+    assert response.inference_time is None and response.seed is None and response.trace_id is None
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [[], {"images": None}, {"images": [{}]}, {"images": [{"url": ""}]}, {"images": ["u"]}],
+)
+def test_unusable_success_payloads(payload: object) -> None:
+    transport = httpx.MockTransport(lambda _: httpx.Response(200, json=payload))
+    with pytest.raises(InvalidProviderResult):
+        _mock_client(transport).edit_image(_request())
+
+
+def test_error_body_without_json_keeps_truncated_text() -> None:
+    transport = httpx.MockTransport(
+        lambda _: httpx.Response(
+            400, text="x" * 2000, headers={"x-siliconcloud-trace-id": "ti_abc"}
+        )
+    )
+    with pytest.raises(ProviderRejected) as info:
+        _mock_client(transport).edit_image(_request())
+    assert info.value.trace_id == "ti_abc"
+    assert len(info.value.message) < 600
+
+
+def test_error_body_message_without_code() -> None:
+    transport = httpx.MockTransport(
+        lambda _: httpx.Response(400, json={"message": "prompt too long", "data": None})
+    )
+    with pytest.raises(ProviderRejected, match="prompt too long"):
+        _mock_client(transport).edit_image(_request())
+
+
+def test_api_key_not_in_repr() -> None:
+    client = SiliconFlowClient(
+        base_url="https://api.example/v1",
+        api_key=API_KEY,
+        connect_timeout=1,
+        read_timeout=1,
+        max_retries=0,
+    )
+    assert API_KEY not in repr(client) and API_KEY not in str(client)
+    assert "api.example" in repr(client)
+    client.close()
+
+
+def test_request_repr_shortens_data_uri() -> None:
+    assert len(repr(_request())) < 300
+
+
+def test_from_settings_uses_override_key() -> None:
+    with SiliconFlowStandIn(api_key="from-ssm") as strict:
+        settings = Settings(
+            siliconflow_base_url=strict.base_url,
+            siliconflow_api_key=SecretStr("from-env"),
+            siliconflow_max_retries=0,
+        )
+        with pytest.raises(ProviderAuthFailed):
+            SiliconFlowClient.from_settings(settings).edit_image(_request())
+        client = SiliconFlowClient.from_settings(settings, api_key="from-ssm")
+        assert client.edit_image(_request()).image_url
+        assert "from-ssm" not in repr(client)
+        client.close()
+
+
+def test_api_key_unfit_for_a_header_fails_without_retrying(
+    standin: SiliconFlowStandIn, sleeps: Sleeps
+) -> None:
+    client = SiliconFlowClient(
+        base_url=standin.base_url,
+        api_key="sk-abc\x00def",
+        connect_timeout=1,
+        read_timeout=1,
+        max_retries=2,
+        sleep=sleeps,
+    )
+    with pytest.raises(ProviderAuthFailed, match="header"):
+        client.edit_image(_request())
+    assert standin.requests == [] and sleeps == []
