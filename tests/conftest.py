@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,11 @@ from photo_restore.local.services import (
 )
 from photo_restore.models import photos
 from photo_restore.settings import Settings
+from pydantic import SecretStr
 from sqlalchemy import Engine, insert
+
+# moto's server logs every request: keep test output about our code.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")
@@ -117,3 +122,40 @@ def insert_photo(
     if s3 is not None and bucket is not None:
         s3.put_object(Bucket=bucket, Key=key, Body=original)
     return StoredPhoto(id=photo_id, owner_id=owner_id, original_key=key)
+
+
+@pytest.fixture(scope="session")
+def standin() -> Iterator[Any]:
+    from photo_restore.local.siliconflow_standin import SiliconFlowStandIn
+
+    with SiliconFlowStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def pipeline_settings(settings: Settings, standin: Any) -> Settings:
+    return settings.model_copy(
+        update={
+            "siliconflow_base_url": standin.base_url,
+            "siliconflow_api_key": SecretStr("test-key"),
+            "siliconflow_allow_private_urls": True,
+            "siliconflow_max_retries": 1,
+        }
+    )
+
+
+@pytest.fixture
+def pipeline(
+    pipeline_settings: Settings, engine: Engine, s3: Any, sqs: Any, standin: Any
+) -> Iterator[Any]:
+    from tests.handlers import load_handler
+    from tests.pipeline import Pipeline
+
+    standin.reset()
+    api = load_handler("api", pipeline_settings)
+    worker = load_handler("worker", pipeline_settings)
+    dlq = load_handler("dlq", pipeline_settings)
+    yield Pipeline(pipeline_settings, engine, s3, sqs, standin, api, worker, dlq)
+    from photo_restore import wiring
+
+    wiring.reset()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from functools import cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
@@ -12,12 +11,9 @@ from aws_lambda_powertools.event_handler.exceptions import UnauthorizedError
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from photo_restore import aws, wiring
+from photo_restore import wiring
 from photo_restore.errors import AlreadyProcessing, RestoreError
-from photo_restore.queue import RestoreQueue
-from photo_restore.restore_requests import Caller, RestoreRequests
-from photo_restore.settings import get_settings
-from photo_restore.storage import ObjectStorage
+from photo_restore.restore_requests import Caller
 from photo_restore.views import (
     AttemptList,
     ErrorBody,
@@ -30,17 +26,6 @@ from photo_restore.views import (
 
 logger = Logger(service="photo-restore-api")
 app = APIGatewayHttpResolver(enable_validation=True)
-
-
-@cache
-def restore_requests() -> RestoreRequests:
-    settings = get_settings()
-    return RestoreRequests(
-        wiring.database_engine(),
-        RestoreQueue(aws.sqs_client(), settings.queue_url),
-        ObjectStorage(aws.s3_client(), settings.bucket_name),
-        settings,
-    )
 
 
 def current_caller() -> Caller:
@@ -58,7 +43,7 @@ def current_caller() -> Caller:
 def request_restore(
     photo_id: uuid.UUID, body: Annotated[RestoreRequestBody | None, Body()] = None
 ) -> Response[RestoreAccepted]:
-    accepted = restore_requests().request_restore(current_caller(), photo_id)
+    accepted = wiring.restore_requests().request_restore(current_caller(), photo_id)
     logger.append_keys(photo_id=str(photo_id), restore_attempt_id=str(accepted.restore_attempt_id))
     logger.info("restore accepted")
     return Response(202, content_types.APPLICATION_JSON, accepted)
@@ -66,17 +51,19 @@ def request_restore(
 
 @app.get("/photos/<photo_id>")
 def get_photo(photo_id: uuid.UUID) -> PhotoView:
-    return restore_requests().get_photo(current_caller(), photo_id)
+    return wiring.restore_requests().get_photo(current_caller(), photo_id)
 
 
 @app.get("/photos/<photo_id>/restores")
 def list_restores(photo_id: uuid.UUID) -> AttemptList:
-    return restore_requests().list_restores(current_caller(), photo_id)
+    return wiring.restore_requests().list_restores(current_caller(), photo_id)
 
 
 @app.put("/photos/<photo_id>/selected-restore")
 def select_restore(photo_id: uuid.UUID, body: SelectRestoreBody) -> SelectedRestore:
-    return restore_requests().select_restore(current_caller(), photo_id, body.restore_attempt_id)
+    return wiring.restore_requests().select_restore(
+        current_caller(), photo_id, body.restore_attempt_id
+    )
 
 
 @app.exception_handler(RestoreError)

@@ -1,4 +1,4 @@
-"""Domain errors with a stable code, and the one place that says how each class of failure is handled."""
+"""Domain errors with a stable code; the one place saying how each class of failure is handled."""
 
 from __future__ import annotations
 

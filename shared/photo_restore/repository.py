@@ -57,6 +57,13 @@ def _newest_attempt_id_of(job_id: ColumnElement[uuid.UUID]) -> ColumnElement[uui
     )
 
 
+def is_pending() -> ColumnElement[bool]:
+    """SQL twin of `attempt_outcome(...) is PENDING`, for conditional writes."""
+    return (restore_attempts.c.s3_key == PENDING_S3_KEY) & cast(restore_attempts.c.params, JSONB)[
+        "error"
+    ].is_(None)
+
+
 def is_in_flight(attempt_id: uuid.UUID) -> ColumnElement[bool]:
     """The attempt is the one a `processing` photo waits for: its job's newest, still pending.
 
@@ -65,11 +72,7 @@ def is_in_flight(attempt_id: uuid.UUID) -> ColumnElement[bool]:
     """
     newest_pending = (
         select(restore_attempts.c.id)
-        .where(
-            restore_attempts.c.id == attempt_id,
-            restore_attempts.c.s3_key == PENDING_S3_KEY,
-            cast(restore_attempts.c.params, JSONB)["error"].is_(None),
-        )
+        .where(restore_attempts.c.id == attempt_id, is_pending())
         .exists()
     )
     return (_newest_attempt_id_of(photos.c.id) == attempt_id) & newest_pending
@@ -118,6 +121,32 @@ def find_stuck_photo_ids(conn: Connection, claimed_before: datetime) -> Sequence
     return list(conn.execute(statement).scalars())
 
 
+def find_failed_newest_attempts(
+    conn: Connection, *, since: datetime, codes: Sequence[str] | None = None
+) -> Sequence[Row[Any]]:
+    """Photos whose newest attempt failed since `since` (optionally with one of `codes`)."""
+    newest = (
+        select(restore_attempts)
+        .distinct(restore_attempts.c.job_id)
+        .order_by(
+            restore_attempts.c.job_id,
+            restore_attempts.c.created_at.desc(),
+            restore_attempts.c.id.desc(),
+        )
+        .subquery()
+    )
+    error = cast(newest.c.params, JSONB)["error"]
+    statement = (
+        select(newest.c.id, newest.c.job_id, photos.c.owner_id, error["code"].astext.label("code"))
+        .join(photos, photos.c.id == newest.c.job_id)
+        .where(error.is_not(None), newest.c.created_at >= since)
+        .order_by(newest.c.created_at)
+    )
+    if codes:
+        statement = statement.where(error["code"].astext.in_(list(codes)))
+    return conn.execute(statement).all()
+
+
 # --- writes --------------------------------------------------------------------------------
 
 
@@ -132,6 +161,27 @@ def claim_photo_for_restore(
         target=PhotoStatus.PROCESSING,
         where=[photos.c.owner_id == owner_id],
     )
+
+
+def mark_attempt_started(
+    conn: Connection, photo_id: uuid.UUID, attempt_id: uuid.UUID
+) -> Row[Any] | None:
+    """Check the attempt is in flight and restart the sweeper's clock; None when it is not.
+
+    `updated_at` is the photo's heartbeat: the sweeper only settles photos idle for longer
+    than the longest pipeline time, so work that was just (re)delivered is never swept.
+    """
+    statement = (
+        update(photos)
+        .where(
+            photos.c.id == photo_id,
+            photos.c.status == PhotoStatus.PROCESSING.value,
+            is_in_flight(attempt_id),
+        )
+        .values(updated_at=func.now())
+        .returning(*photos.c)
+    )
+    return conn.execute(statement).one_or_none()
 
 
 def ensure_job(conn: Connection, job_id: uuid.UUID, email: str | None) -> None:

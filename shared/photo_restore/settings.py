@@ -29,8 +29,9 @@ class Settings(BaseSettings):
     bucket_name: str = "photo-restore-local"
 
     # --- Timing of the pipeline: must agree with template.yaml -------------------------------
-    worker_timeout_seconds: int = 180
-    visibility_timeout_seconds: int = 1080  # >= 6x the worker timeout, as AWS advises
+    # The worker's worst case: (1 + retries) x read timeout + backoff + result download < 300 s.
+    worker_timeout_seconds: int = 300
+    visibility_timeout_seconds: int = 1800  # >= 6x the worker timeout, as AWS advises
     max_receive_count: int = 3
     sweeper_margin_seconds: int = 600
     # A rate-limited message is re-sent with a delay instead of burning a receive; this bounds it.
@@ -57,11 +58,19 @@ class Settings(BaseSettings):
     guidance_scale: float = Field(default=7.5, ge=0, le=20)
     siliconflow_connect_timeout_seconds: float = 10.0
     # Above typical inference (10-60 s) and below the worker's own timeout.
-    siliconflow_read_timeout_seconds: float = 120.0
-    siliconflow_max_retries: int = Field(default=2, ge=0)
+    siliconflow_read_timeout_seconds: float = 90.0
+    # In-invocation retries of 5xx/timeouts; SQS redelivery (max_receive_count) retries beyond.
+    siliconflow_max_retries: int = Field(default=1, ge=0)
     siliconflow_allow_private_urls: bool = False
     result_max_bytes: int = 40 * 1024 * 1024
     result_download_timeout_seconds: float = 30.0
+
+    @property
+    def stuck_after_seconds(self) -> int:
+        """The longest a message can keep a photo in `processing`: past it, the work is lost."""
+        return (
+            self.visibility_timeout_seconds * self.max_receive_count + self.sweeper_margin_seconds
+        )
 
 
 @lru_cache(maxsize=1)

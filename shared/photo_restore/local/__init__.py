@@ -1,1 +1,1 @@
-"""Local stand-ins and the Docker-free local stack: developer tooling, never imported by a Lambda handler."""
+"""Local stand-ins and the Docker-free local stack: developer tooling, never used by a handler."""

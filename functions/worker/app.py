@@ -1,0 +1,76 @@
+"""Worker Lambda: runs restore messages from SQS, reporting partial batch failures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from photo_restore import wiring
+from photo_restore.queue import RestoreMessage
+from photo_restore.restore_runs import RunOutcome
+from pydantic import ValidationError
+
+logger = Logger(service="photo-restore-worker")
+metrics = Metrics(service="photo-restore-worker")
+tracer = Tracer(service="photo-restore-worker")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@tracer.capture_method
+def run_record(record: SQSRecord) -> None:
+    """Raising marks only this record failed; SQS redelivers it after its visibility timeout."""
+    try:
+        message = RestoreMessage.model_validate_json(record.body)
+    except ValidationError:
+        logger.error("acknowledging a message that is not a restore message", body=record.body)
+        metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
+        return
+    logger.append_keys(
+        photo_id=str(message.photo_id), restore_attempt_id=str(message.restore_attempt_id)
+    )
+    age_ms = int(record.attributes.sent_timestamp or 0)
+    if age_ms:
+        metrics.add_metric(name="QueueAgeSeconds", unit=MetricUnit.Seconds, value=_age(age_ms))
+    try:
+        report = wiring.restore_run().run(message)
+    except Exception:
+        metrics.add_metric(name="RestoreRetried", unit=MetricUnit.Count, value=1)
+        raise
+    logger.append_keys(provider_trace_id=report.trace_id)
+    logger.info("restore message done", outcome=report.outcome, code=report.error_code)
+    metrics.add_metric(name=f"Restore{report.outcome.title()}", unit=MetricUnit.Count, value=1)
+    if report.outcome is RunOutcome.FAILED:
+        metrics.add_metric(
+            name=f"RestoreFailed_{report.error_code}", unit=MetricUnit.Count, value=1
+        )
+    if report.inference_seconds is not None:
+        metrics.add_metric(
+            name="InferenceSeconds", unit=MetricUnit.Seconds, value=report.inference_seconds
+        )
+    if report.preprocess_ms is not None:
+        metrics.add_metric(
+            name="PreprocessMilliseconds", unit=MetricUnit.Milliseconds, value=report.preprocess_ms
+        )
+
+
+def _age(sent_timestamp_ms: int) -> float:
+    import time
+
+    return max(0.0, time.time() - sent_timestamp_ms / 1000)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(
+        event=event, record_handler=run_record, processor=processor, context=context
+    )

@@ -1,0 +1,76 @@
+"""Operator redrive: move dead messages back, or re-run restores that failed."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from photo_restore import repository as repo
+from photo_restore.errors import RestoreError
+from photo_restore.restore_requests import Caller, RestoreRequests
+
+logger = logging.getLogger(__name__)
+
+
+def move_dead_messages(sqs: Any, *, dlq_url: str, queue_url: str, limit: int = 1000) -> int:
+    """What SQS's StartMessageMoveTask does (moto lacks it): DLQ -> queue, body unchanged.
+
+    The worker treats a moved message like any delivery: still in flight -> processed;
+    already settled (the DLQ handler ran) -> acknowledged without change.
+    """
+    moved = 0
+    while moved < limit:
+        batch = sqs.receive_message(
+            QueueUrl=dlq_url, MaxNumberOfMessages=min(10, limit - moved), WaitTimeSeconds=0
+        ).get("Messages", [])
+        if not batch:
+            break
+        for message in batch:
+            sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"])
+            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+    return moved
+
+
+@dataclass(frozen=True)
+class RerunResult:
+    photo_id: uuid.UUID
+    failed_attempt_id: uuid.UUID
+    error_code: str | None
+    new_attempt_id: uuid.UUID | None  # None: dry run, or the photo could not be claimed
+    refusal: str | None = None
+
+
+def rerun_failed_restores(
+    engine: Engine,
+    requests: RestoreRequests,
+    *,
+    since: datetime,
+    codes: Sequence[str] | None = None,
+    dry_run: bool = False,
+) -> list[RerunResult]:
+    """A new attempt for each photo whose newest attempt failed, claimed as its owner would.
+
+    The claim is the API's own conditional update, so a photo the user re-requested meanwhile
+    (now processing) is refused, never restored twice.
+    """
+    with engine.connect() as conn:
+        failed = repo.find_failed_newest_attempts(conn, since=since, codes=codes)
+    results = []
+    for row in failed:
+        if dry_run:
+            results.append(RerunResult(row.job_id, row.id, row.code, None))
+            continue
+        try:
+            accepted = requests.request_restore(Caller(row.owner_id, None), row.job_id)
+        except RestoreError as error:
+            results.append(RerunResult(row.job_id, row.id, row.code, None, error.code))
+            continue
+        results.append(RerunResult(row.job_id, row.id, row.code, accepted.restore_attempt_id))
+    return results

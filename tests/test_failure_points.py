@@ -1,0 +1,256 @@
+"""Injected faults at each failure point: nothing stuck in processing, nothing orphaned or lost."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from photo_restore.errors import DependencyUnavailable, QueueUnavailable
+from photo_restore.models import photos, restore_attempts
+from photo_restore.queue import RestoreMessage, RestoreQueue
+from photo_restore.restore_giveup import GiveUpOutcome, RestoreGiveUp
+from photo_restore.restore_requests import Caller, RestoreRequests
+from photo_restore.settings import Settings
+from photo_restore.storage import ObjectStorage
+from photo_restore.wiring import build_restore_run
+from sqlalchemy import Engine, select, text, update
+
+from tests.conftest import StoredPhoto, insert_photo
+from tests.photo_samples import old_photo
+from tests.pipeline import Pipeline, queue_size
+
+
+class SimulatedCrash(BaseException):
+    """The process dying: no `except Exception` in our code may catch it."""
+
+
+class CrashingQueue(RestoreQueue):
+    def send(self, message: RestoreMessage, *, delay_seconds: int = 0) -> str:
+        raise SimulatedCrash
+
+
+class CrashAfterStoringRestored(ObjectStorage):
+    """Stores the restored image, then 'dies' before the database commit."""
+
+    def write_jpeg(self, key: str, data: bytes) -> None:
+        super().write_jpeg(key, data)
+        if key.startswith("restored/"):
+            raise SimulatedCrash
+
+
+def photo_status(engine: Engine, photo_id: uuid.UUID) -> str:
+    with engine.connect() as conn:
+        return str(conn.execute(select(photos.c.status).where(photos.c.id == photo_id)).scalar())
+
+
+def attempts_of(engine: Engine, photo_id: uuid.UUID) -> list[Any]:
+    with engine.connect() as conn:
+        statement = select(restore_attempts).where(restore_attempts.c.job_id == photo_id)
+        return list(conn.execute(statement).all())
+
+
+def requests_with(settings: Settings, engine: Engine, queue: RestoreQueue) -> RestoreRequests:
+    storage = ObjectStorage(boto3.client("s3"), settings.bucket_name)
+    return RestoreRequests(engine, queue, storage, settings)
+
+
+def giveup_in_the_future(settings: Settings, engine: Engine, seconds: int) -> RestoreGiveUp:
+    storage = ObjectStorage(boto3.client("s3"), settings.bucket_name)
+    later = datetime.now(UTC) + timedelta(seconds=seconds)
+    return RestoreGiveUp(engine=engine, storage=storage, settings=settings, clock=lambda: later)
+
+
+# --- API: claim, commit, enqueue ------------------------------------------------------------
+
+
+def test_a_database_error_inside_the_claim_rolls_everything_back(
+    engine: Engine, settings: Settings, sqs: Any
+) -> None:
+    """A real Postgres error on the attempt insert, after the claim's UPDATE ran."""
+    faulty = settings.model_copy(update={"siliconflow_model": "fault/injected"})
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE OR REPLACE FUNCTION refuse_injected_fault() RETURNS trigger AS $$ "
+                "BEGIN IF NEW.model = 'fault/injected' THEN RAISE EXCEPTION 'injected'; END IF; "
+                "RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+        )
+        conn.execute(text("DROP TRIGGER IF EXISTS injected_fault ON restore_attempts"))
+        conn.execute(
+            text(
+                "CREATE TRIGGER injected_fault BEFORE INSERT ON restore_attempts "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_injected_fault()"
+            )
+        )
+    photo = insert_photo(engine)
+    requests = requests_with(faulty, engine, RestoreQueue(sqs, settings.queue_url))
+
+    with pytest.raises(DependencyUnavailable) as raised:
+        requests.request_restore(Caller(photo.owner_id, None), photo.id)
+
+    assert raised.value.http_status == 503
+    assert photo_status(engine, photo.id) == "uploaded"
+    assert attempts_of(engine, photo.id) == []
+    assert queue_size(sqs, settings.queue_url) == 0
+
+
+def test_an_sqs_error_after_commit_undoes_the_claim_and_answers_503(
+    engine: Engine, settings: Settings, sqs: Any
+) -> None:
+    missing_queue = settings.queue_url + "-does-not-exist"
+    photo = insert_photo(engine)
+    requests = requests_with(settings, engine, RestoreQueue(sqs, missing_queue))
+
+    with pytest.raises(QueueUnavailable) as raised:
+        requests.request_restore(Caller(photo.owner_id, None), photo.id)
+
+    assert raised.value.http_status == 503
+    assert photo_status(engine, photo.id) == "uploaded"
+    [attempt] = attempts_of(engine, photo.id)
+    assert attempt.params["error"]["code"] == "queue_unavailable"
+    # The client may simply try again.
+    retry = requests_with(settings, engine, RestoreQueue(sqs, settings.queue_url))
+    assert retry.request_restore(Caller(photo.owner_id, None), photo.id).status == "processing"
+
+
+def test_a_crash_between_commit_and_enqueue_is_settled_by_the_sweeper(
+    engine: Engine, settings: Settings, sqs: Any
+) -> None:
+    photo = insert_photo(engine)
+    requests = requests_with(settings, engine, CrashingQueue(sqs, settings.queue_url))
+    with pytest.raises(SimulatedCrash):
+        requests.request_restore(Caller(photo.owner_id, None), photo.id)
+    assert photo_status(engine, photo.id) == "processing"
+    assert queue_size(sqs, settings.queue_url) == 0
+
+    # Not before the longest pipeline time has passed: the work might still be running.
+    early = giveup_in_the_future(settings, engine, settings.stuck_after_seconds - 60)
+    assert photo.id not in [r.photo_id for r in early.sweep_stuck_photos()]
+    late = giveup_in_the_future(settings, engine, settings.stuck_after_seconds + 60)
+    reports = [r for r in late.sweep_stuck_photos() if r.photo_id == photo.id]
+
+    assert [r.outcome for r in reports] == [GiveUpOutcome.REVERTED]
+    assert photo_status(engine, photo.id) == "uploaded"
+    [attempt] = attempts_of(engine, photo.id)
+    assert attempt.params["error"]["code"] == "stuck_in_processing"
+
+
+def test_the_api_answers_503_with_a_reason_when_sqs_is_down(
+    settings: Settings, engine: Engine
+) -> None:
+    from tests.handlers import load_handler
+    from tests.http_events import FakeLambdaContext, http_event
+
+    broken = settings.model_copy(update={"queue_url": settings.queue_url + "-gone"})
+    api = load_handler("api", broken)
+    photo = insert_photo(engine)
+    event = http_event("POST", f"/photos/{photo.id}/restore", claims={"sub": photo.owner_id})
+    response = api.lambda_handler(event, FakeLambdaContext())
+    assert response["statusCode"] == 503
+    assert "queue_unavailable" in response["body"]
+    assert photo_status(engine, photo.id) == "uploaded"
+
+
+# --- Worker: stored in S3, not yet committed -------------------------------------------------
+
+
+def crashing_run(pipeline: Pipeline) -> Any:
+    settings = pipeline.settings
+    return build_restore_run(
+        settings,
+        engine=pipeline.engine,
+        storage=CrashAfterStoringRestored(pipeline.s3, settings.bucket_name),
+        queue=RestoreQueue(pipeline.sqs, settings.queue_url),
+        api_key="test-key",
+    )
+
+
+def test_a_crash_between_storing_and_committing_is_retried_without_orphans(
+    pipeline: Pipeline,
+) -> None:
+    photo = pipeline.add_photo(old_photo())
+    attempt_id = pipeline.request_restore(photo)
+    message = RestoreMessage(photo_id=photo.id, restore_attempt_id=attempt_id)
+
+    with pytest.raises(SimulatedCrash):
+        crashing_run(pipeline).run(message)
+    [stored_before_crash] = pipeline.restored_keys(photo.id)
+    assert pipeline.photo(photo.id).status == "processing"
+
+    pipeline.drain()  # SQS redelivers the message the crashed invocation never deleted
+
+    attempt = pipeline.attempt(attempt_id)
+    assert pipeline.photo(photo.id).status == "ready"
+    assert attempt.s3_key == stored_before_crash
+    assert pipeline.restored_keys(photo.id) == [stored_before_crash]
+
+
+def test_a_stored_image_whose_retries_all_fail_is_deleted_by_the_dlq_handler(
+    pipeline: Pipeline,
+) -> None:
+    photo = pipeline.add_photo(old_photo())
+    attempt_id = pipeline.request_restore(photo)
+    message = RestoreMessage(photo_id=photo.id, restore_attempt_id=attempt_id)
+    with pytest.raises(SimulatedCrash):
+        crashing_run(pipeline).run(message)
+    assert len(pipeline.restored_keys(photo.id)) == 1
+
+    report = pipeline.dlq.wiring.restore_giveup().settle_dead_message(message.model_dump_json())
+
+    assert report.outcome is GiveUpOutcome.REVERTED
+    assert pipeline.restored_keys(photo.id) == []
+    assert pipeline.photo(photo.id).status == "uploaded"
+    assert pipeline.attempt(attempt_id).params["error"]["code"] == "retries_exhausted"
+
+
+# --- Sweeper ---------------------------------------------------------------------------------
+
+
+def _age_claim(engine: Engine, photo: StoredPhoto, seconds: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(photos)
+            .where(photos.c.id == photo.id)
+            .values(updated_at=datetime.now(UTC) - timedelta(seconds=seconds))
+        )
+
+
+def test_the_sweeper_settles_only_photos_idle_past_the_longest_pipeline_time(
+    pipeline: Pipeline,
+) -> None:
+    from tests.handlers import load_handler
+    from tests.http_events import FakeLambdaContext
+
+    lost = pipeline.add_photo(old_photo())
+    lost_attempt = pipeline.request_restore(lost)
+    pipeline.sqs.purge_queue(QueueUrl=pipeline.settings.queue_url)  # the message is lost
+    busy = pipeline.add_photo(old_photo())
+    pipeline.request_restore(busy)
+    _age_claim(pipeline.engine, lost, pipeline.settings.stuck_after_seconds + 5)
+    _age_claim(pipeline.engine, busy, pipeline.settings.stuck_after_seconds - 120)
+
+    sweeper = load_handler("sweeper", pipeline.settings)
+    result = sweeper.lambda_handler({"source": "aws.events"}, FakeLambdaContext())
+
+    assert str(lost.id) in result["settled"]
+    assert str(busy.id) not in result["settled"]
+    assert pipeline.photo(lost.id).status == "uploaded"
+    assert pipeline.photo(busy.id).status == "processing"
+    assert pipeline.attempt(lost_attempt).params["error"]["code"] == "stuck_in_processing"
+
+
+def test_a_worker_delivery_restarts_the_sweeper_clock(pipeline: Pipeline) -> None:
+    from photo_restore.local.siliconflow_standin import Behaviour
+
+    photo = pipeline.add_photo(old_photo())
+    pipeline.request_restore(photo)
+    _age_claim(pipeline.engine, photo, pipeline.settings.stuck_after_seconds + 5)
+    pipeline.standin.enqueue(Behaviour.error(503), Behaviour.error(503))
+    assert pipeline.worker_source.poll_once().failed == 1  # transient: message kept
+
+    giveup = pipeline.dlq.wiring.restore_giveup()
+    assert photo.id not in [r.photo_id for r in giveup.sweep_stuck_photos()]
