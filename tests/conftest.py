@@ -12,6 +12,9 @@ from typing import Any
 
 import boto3
 import pytest
+from pydantic import SecretStr
+from sqlalchemy import Engine, insert
+
 from photo_restore.db import create_db_engine, create_schema
 from photo_restore.local.services import (
     LocalResources,
@@ -22,8 +25,6 @@ from photo_restore.local.services import (
 )
 from photo_restore.models import photos
 from photo_restore.settings import Settings
-from pydantic import SecretStr
-from sqlalchemy import Engine, insert
 
 # moto's server logs every request: keep test output about our code.
 logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 from types import ModuleType
 
+from pydantic import SecretStr
+
 from photo_restore import wiring
 from photo_restore.settings import Settings
-from pydantic import SecretStr
 
 FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from sqlalchemy import Engine, Row, select
+
 from photo_restore.local.event_source import SqsEventSource
 from photo_restore.local.siliconflow_standin import SiliconFlowStandIn
 from photo_restore.models import photos, restore_attempts
 from photo_restore.settings import Settings
-from sqlalchemy import Engine, Row, select
-
 from tests.conftest import StoredPhoto, insert_photo
 from tests.http_events import FakeLambdaContext, http_event
 

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from photo_restore.models import jobs, photos, restore_attempts
-from photo_restore.settings import Settings
 from sqlalchemy import Engine, select
 
+from photo_restore.models import jobs, photos, restore_attempts
+from photo_restore.settings import Settings
 from tests.conftest import insert_photo
 from tests.handlers import load_handler
 from tests.http_events import FakeLambdaContext, http_event

@@ -8,6 +8,8 @@ from typing import Any
 
 import boto3
 import pytest
+from sqlalchemy import Engine, select, text, update
+
 from photo_restore.errors import DependencyUnavailable, QueueUnavailable
 from photo_restore.models import photos, restore_attempts
 from photo_restore.queue import RestoreMessage, RestoreQueue
@@ -16,8 +18,6 @@ from photo_restore.restore_requests import Caller, RestoreRequests
 from photo_restore.settings import Settings
 from photo_restore.storage import ObjectStorage
 from photo_restore.wiring import build_restore_run
-from sqlalchemy import Engine, select, text, update
-
 from tests.conftest import StoredPhoto, insert_photo
 from tests.photo_samples import old_photo
 from tests.pipeline import Pipeline, queue_size

@@ -7,9 +7,9 @@ import uuid
 from typing import Any
 
 import pytest
-from photo_restore.local.siliconflow_standin import Behaviour
 from PIL import Image
 
+from photo_restore.local.siliconflow_standin import Behaviour
 from tests.photo_samples import old_photo, rotated_jpeg
 from tests.pipeline import Pipeline, queue_size
 
@@ -330,3 +330,45 @@ def _json(value: Any) -> str:
     import json
 
     return json.dumps(value)
+
+
+def test_restores_are_listed_newest_first_and_any_succeeded_one_can_be_selected(
+    pipeline: Pipeline,
+) -> None:
+    photo = pipeline.add_photo(old_photo())
+    first = pipeline.request_restore(photo)
+    pipeline.drain()
+    second = pipeline.request_restore(photo)
+    pipeline.drain()
+    third = pipeline.request_restore(photo)
+    pipeline.standin.enqueue(Behaviour.error(400, "no"))
+    pipeline.drain()
+    assert pipeline.photo(photo.id).status == "ready"  # a failed re-restore keeps the last one
+
+    status, listing = pipeline.call_api("GET", f"/photos/{photo.id}/restores", photo.owner_id)
+    assert status == 200
+    restores = listing["restores"]
+    assert [r["restore_attempt_id"] for r in restores] == [str(third), str(second), str(first)]
+    assert [r["outcome"] for r in restores] == ["failed", "succeeded", "succeeded"]
+    assert restores[0]["image_url"] is None
+    assert restores[0]["error"]["code"] == "provider_rejected"
+    assert all(r["image_url"] for r in restores[1:])
+
+    path = f"/photos/{photo.id}/selected-restore"
+    status, body = pipeline.call_api(
+        "PUT", path, photo.owner_id, body={"restore_attempt_id": str(first)}
+    )
+    assert status == 200
+    assert body == {"photo_id": str(photo.id), "selected_restore_id": str(first)}
+    assert pipeline.photo(photo.id).processed_key == pipeline.attempt(first).s3_key
+
+    failed = pipeline.call_api("PUT", path, photo.owner_id, body={"restore_attempt_id": str(third)})
+    assert failed[0] == 409 and failed[1]["error"] == "restore_not_succeeded"
+    other = pipeline.add_photo(old_photo(), owner_id=photo.owner_id)
+    foreign = pipeline.call_api(
+        "PUT",
+        f"/photos/{other.id}/selected-restore",
+        photo.owner_id,
+        body={"restore_attempt_id": str(first)},
+    )
+    assert foreign[0] == 404

@@ -15,11 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
+
 from photo_restore.errors import InvalidProviderResult, ProviderUnavailable
 from photo_restore.local.siliconflow_standin import Behaviour, SiliconFlowStandIn
 from photo_restore.result_download import download_result_image
 from photo_restore.siliconflow import SiliconFlowClient, SiliconFlowRequest
-from PIL import Image
 
 PUBLIC_IP = "93.184.216.34"
 

@@ -10,6 +10,9 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
+from PIL import Image
+from pydantic import SecretStr
+
 from photo_restore.errors import (
     FailureKind,
     InvalidProviderResult,
@@ -25,8 +28,6 @@ from photo_restore.siliconflow import (
     SiliconFlowRequest,
     parse_retry_after,
 )
-from PIL import Image
-from pydantic import SecretStr
 
 API_KEY = "sk-test-secret-key-123"
 

@@ -11,12 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image, ImageStat
+
 from photo_restore.local.siliconflow_standin import (
     Behaviour,
     SiliconFlowStandIn,
     restore_image,
 )
-from PIL import Image, ImageStat
 
 
 def _jpeg(size: tuple[int, int] = (64, 48)) -> bytes:

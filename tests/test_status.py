@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from sqlalchemy import Engine, select
+
 from photo_restore.models import photos
 from photo_restore.status import (
     ALLOWED_TRANSITIONS,
@@ -14,8 +16,6 @@ from photo_restore.status import (
     change_photo_status,
     revert_failed_restore,
 )
-from sqlalchemy import Engine, select
-
 from tests.conftest import insert_photo
 
 EXPECTED = {

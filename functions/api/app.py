@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import UnauthorizedError
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from photo_restore import wiring
-from photo_restore.errors import AlreadyProcessing, RestoreError
+from photo_restore.errors import AlreadyProcessing, RestoreError, Unauthenticated
 from photo_restore.restore_requests import Caller
 from photo_restore.views import (
     AttemptList,
@@ -34,12 +34,29 @@ def current_caller() -> Caller:
     claims: dict[str, Any] = (authorizer.jwt_claim if authorizer else None) or {}
     user_id = claims.get("sub")
     if not isinstance(user_id, str) or not user_id:
-        raise UnauthorizedError("a valid bearer token is required")
+        raise Unauthenticated("a valid bearer token is required")
     email = claims.get("email")
     return Caller(user_id=user_id, email=email if isinstance(email, str) and email else None)
 
 
-@app.post("/photos/<photo_id>/restore", responses={202: {"description": "Restore accepted"}})
+ERRORS: dict[int | str, Any] = {
+    status: {
+        "description": description,
+        "content": {"application/json": {"schema": ErrorBody.model_json_schema()}},
+    }
+    for status, description in {
+        401: "No valid identity",
+        404: "No such photo (or not yours)",
+        409: "Already processing, or archived/deleted",
+        503: "A dependency is unavailable; try again",
+    }.items()
+}
+
+
+@app.post(
+    "/photos/<photo_id>/restore",
+    responses={202: {"description": "Restore accepted"}, **ERRORS},
+)
 def request_restore(
     photo_id: uuid.UUID, body: Annotated[RestoreRequestBody | None, Body()] = None
 ) -> Response[RestoreAccepted]:
@@ -49,17 +66,17 @@ def request_restore(
     return Response(202, content_types.APPLICATION_JSON, accepted)
 
 
-@app.get("/photos/<photo_id>")
+@app.get("/photos/<photo_id>", responses=ERRORS)
 def get_photo(photo_id: uuid.UUID) -> PhotoView:
     return wiring.restore_requests().get_photo(current_caller(), photo_id)
 
 
-@app.get("/photos/<photo_id>/restores")
+@app.get("/photos/<photo_id>/restores", responses=ERRORS)
 def list_restores(photo_id: uuid.UUID) -> AttemptList:
     return wiring.restore_requests().list_restores(current_caller(), photo_id)
 
 
-@app.put("/photos/<photo_id>/selected-restore")
+@app.put("/photos/<photo_id>/selected-restore", responses=ERRORS)
 def select_restore(photo_id: uuid.UUID, body: SelectRestoreBody) -> SelectedRestore:
     return wiring.restore_requests().select_restore(
         current_caller(), photo_id, body.restore_attempt_id

@@ -29,6 +29,12 @@ class RestoreError(Exception):
 # --- API-facing errors -------------------------------------------------------------------
 
 
+class Unauthenticated(RestoreError):
+    code = "unauthenticated"
+    kind = FailureKind.PERMANENT
+    http_status = 401
+
+
 class PhotoNotFound(RestoreError):
     """Also raised for a photo owned by someone else: never reveal which."""
 

@@ -19,7 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB, distinct_on, insert
 
 from photo_restore.models import jobs, photos, restore_attempts
 from photo_restore.status import (
@@ -127,7 +127,7 @@ def find_failed_newest_attempts(
     """Photos whose newest attempt failed since `since` (optionally with one of `codes`)."""
     newest = (
         select(restore_attempts)
-        .distinct(restore_attempts.c.job_id)
+        .ext(distinct_on(restore_attempts.c.job_id))
         .order_by(
             restore_attempts.c.job_id,
             restore_attempts.c.created_at.desc(),
