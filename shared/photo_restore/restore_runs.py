@@ -84,11 +84,12 @@ class RestoreRun:
     def run(self, message: RestoreMessage) -> RunReport:
         """Permanent failures settle the attempt; transient ones raise so SQS redelivers."""
         report = RunReport(RunOutcome.SKIPPED, message.photo_id, message.restore_attempt_id)
-        attempt = self._start(message, report)
-        if attempt is None:
+        started = self._start(message, report)
+        if started is None:
             return report
+        attempt, photo = started
         try:
-            return self._restore(message, attempt, report)
+            return self._restore(message, attempt, photo, report)
         except RestoreError as error:
             report.error_code, report.trace_id = error.code, error.trace_id or report.trace_id
             if error.kind is FailureKind.RATE_LIMITED:
@@ -98,7 +99,10 @@ class RestoreRun:
             self._note_transient_error(message, error)
             raise
 
-    def _start(self, message: RestoreMessage, report: RunReport) -> Row[Any] | None:
+    def _start(
+        self, message: RestoreMessage, report: RunReport
+    ) -> tuple[Row[Any], Row[Any]] | None:
+        """The attempt and its photo when the attempt is in flight; None for a stale message."""
         try:
             with self._engine.begin() as conn:
                 attempt = repo.find_attempt(conn, message.restore_attempt_id)
@@ -106,28 +110,24 @@ class RestoreRun:
                     # The API commits before it enqueues, so this is a replica lag or a
                     # foreign message: retry, and let the DLQ handler log it if it persists.
                     raise AttemptNotVisible(f"attempt {message.restore_attempt_id} not found")
-                started = repo.mark_attempt_started(conn, message.photo_id, attempt.id)
+                photo = repo.mark_attempt_started(conn, message.photo_id, attempt.id)
         except SQLAlchemyError as error:
             raise DependencyUnavailable(f"database unavailable: {error}") from error
-        if attempt.job_id != message.photo_id:
-            report.details["reason"] = "attempt belongs to another photo"
-            logger.warning("message names an attempt of another photo: %s", message)
-            return None
-        if started is None:
+        if photo is None:
             outcome = repo.attempt_outcome(attempt.s3_key, attempt.params)
-            report.details["reason"] = f"attempt is no longer in flight ({outcome})"
-            logger.info("acknowledging a duplicate or late message: %s", report.details["reason"])
+            if attempt.job_id != message.photo_id:
+                report.details["reason"] = "the attempt belongs to another photo"
+            else:
+                report.details["reason"] = f"the attempt is no longer in flight ({outcome})"
+            logger.info("acknowledging a stale message: %s", report.details["reason"])
             return None
-        return attempt
+        return attempt, photo
 
-    def _restore(self, message: RestoreMessage, attempt: Row[Any], report: RunReport) -> RunReport:
+    def _restore(
+        self, message: RestoreMessage, attempt: Row[Any], photo: Row[Any], report: RunReport
+    ) -> RunReport:
         settings = self._settings
         photo_id = message.photo_id
-        with self._engine.connect() as conn:
-            photo = repo.find_photo(conn, photo_id)
-        if photo is None:
-            raise AttemptNotVisible(f"photo {photo_id} not found")
-
         original = self._storage.read(photo.original_key, max_bytes=settings.max_original_bytes)
         started = time.perf_counter()
         prepared = self._preprocess(original)
