@@ -1,0 +1,282 @@
+"""Benchmark photo_restore.preprocess against a naive Pillow pipeline: wall time and peak RSS,
+each case measured in a fresh subprocess (tracemalloc cannot see Pillow's C allocations).
+
+    .venv/bin/python benchmarks/bench_preprocess.py               # all cases
+    .venv/bin/python benchmarks/bench_preprocess.py --cases 12mp-jpeg --repeat 5
+    .venv/bin/python benchmarks/bench_preprocess.py \
+        --write-sample shared/photo_restore/local/sample_photo.jpg
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the parent process never imports Pillow: it must stay small
+    from PIL import Image
+
+LAMBDA_MEMORY_MB = 1024
+# The Lambda runtime, boto3 and the rest of the worker need room beside the image.
+HEADROOM_MB = 200
+MAX_SIDE = 3584
+JPEG_QUALITY = 90
+
+# name -> (width, height, format, mode)
+CASES: dict[str, tuple[int, int, str, str]] = {
+    "12mp-jpeg": (4000, 3000, "JPEG", "RGB"),
+    "12mp-heic": (4032, 3024, "HEIF", "RGB"),
+    "24mp-png": (6000, 4000, "PNG", "RGB"),
+    "100mp-jpeg": (12240, 8160, "JPEG", "RGB"),
+    # The memory worst case below max_input_pixels: RGBA, and small enough to upload (no grain).
+    "100mp-rgba-png": (12240, 8160, "PNG", "RGBA"),
+}
+PIPELINES = ("preprocess", "naive", "idle")
+
+
+# --- test images -----------------------------------------------------------------------------
+
+
+def old_photo(width: int, height: int, seed: int = 1, grain: bool = True) -> Image.Image:
+    """A sepia "old damaged photo": a scene of simple shapes, grain, scratches, dust, vignette."""
+    from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
+
+    rng = random.Random(seed)
+    # Draw the scene small and scale it up: fast even at 100 MP, and soft like an old print.
+    sw, sh = max(64, width // 4), max(48, height // 4)
+    scene = Image.linear_gradient("L").rotate(180).resize((sw, sh)).point(lambda v: 70 + v * 0.5)
+    draw = ImageDraw.Draw(scene)
+    draw.polygon([(0, sh * 0.62), (sw, sh * 0.55), (sw, sh), (0, sh)], fill=95)  # ground
+    hx, hy, hw = sw * 0.12, sh * 0.35, sw * 0.3
+    draw.rectangle([hx, hy, hx + hw, sh * 0.7], fill=205)  # house
+    draw.polygon([(hx - sw * 0.02, hy), (hx + hw / 2, sh * 0.18), (hx + hw + sw * 0.02, hy)], 60)
+    draw.rectangle([hx + hw * 0.4, sh * 0.52, hx + hw * 0.6, sh * 0.7], fill=45)  # door
+    draw.ellipse([sw * 0.72, sh * 0.12, sw * 0.95, sh * 0.5], fill=70)  # tree
+    draw.rectangle([sw * 0.82, sh * 0.45, sw * 0.85, sh * 0.68], fill=50)
+    for px in (0.5, 0.6):  # two people
+        x = sw * px
+        draw.ellipse([x - sw * 0.02, sh * 0.45, x + sw * 0.02, sh * 0.51], fill=185)
+        draw.rectangle([x - sw * 0.03, sh * 0.51, x + sw * 0.03, sh * 0.75], fill=40)
+    scene = scene.filter(ImageFilter.GaussianBlur(max(0.6, sw / 800)))
+    vignette = ImageOps.invert(Image.radial_gradient("L")).resize((sw, sh))
+    scene = ImageChops.multiply(scene, vignette.point(lambda v: 120 + v * 0.53))
+    photo = scene.resize((width, height), Image.Resampling.BICUBIC)
+    scene.close()
+
+    if grain:
+        noise = Image.effect_noise((width, height), 18)
+        photo = ImageChops.add(photo, noise, scale=1.0, offset=-128)
+        noise.close()
+    draw = ImageDraw.Draw(photo)
+    unit = max(1, min(width, height) // 600)
+    for _ in range(12 + min(width, height) // 200):  # long vertical scratches
+        x = rng.uniform(0, width)
+        drift = rng.uniform(-0.05, 0.05) * height
+        y0, y1 = rng.uniform(0, height * 0.4), rng.uniform(height * 0.6, height)
+        draw.line([(x, y0), (x + drift, y1)], fill=rng.choice((235, 245, 30)), width=unit)
+    for _ in range(150 + width * height // 40_000):  # dust and specks
+        x, y, r = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(0.5, 3) * unit
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=rng.choice((250, 20)))
+    # A faded, water-stained corner.
+    stain = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(stain).ellipse([width * 0.7, -height * 0.2, width * 1.2, height * 0.35], 90)
+    stain = stain.resize((max(1, width // 8), max(1, height // 8))).filter(
+        ImageFilter.GaussianBlur(max(2, width // 200))
+    )
+    photo.paste(230, (0, 0), stain.resize((width, height)))
+    sepia = ImageOps.colorize(photo, black=(38, 24, 12), white=(246, 232, 204), mid=(160, 122, 82))
+    photo.close()
+    return sepia
+
+
+def generate(case: str, path: Path) -> None:
+    from PIL import Image, ImageOps
+
+    width, height, fmt, mode = CASES[case]
+    image = old_photo(width, height, grain=mode != "RGBA")
+    if mode == "RGBA":  # a transparent, torn-looking border
+        image.putalpha(ImageOps.invert(Image.radial_gradient("L")).resize((width, height)))
+    if fmt == "HEIF":
+        import pillow_heif
+
+        pillow_heif.from_pillow(image).save(path, quality=85)
+    elif fmt == "PNG":
+        image.save(path, "PNG", compress_level=1)
+    else:
+        image.save(path, fmt, quality=92)
+
+
+def write_sample(path: Path) -> None:
+    """The local demo's default input: small, a plain baseline JPEG, no EXIF at all."""
+    image = old_photo(960, 720, seed=3)
+    image.save(path, "JPEG", quality=80)
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")
+
+
+# --- one measured run (in a fresh child process) -----------------------------------------------
+
+
+def _fit(size: tuple[int, int]) -> tuple[int, int]:
+    width, height = size
+    scale = min(1.0, MAX_SIDE / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def naive(data: bytes) -> tuple[bytes, tuple[int, int]]:
+    """What one writes without thinking about memory: full decode, copies at full size."""
+    import warnings
+
+    from PIL import Image, ImageOps
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    image: Image.Image = Image.open(io.BytesIO(data))
+    image = ImageOps.exif_transpose(image)
+    image = image.convert("RGB")
+    image = image.resize(_fit(image.size), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=JPEG_QUALITY)
+    return out.getvalue(), image.size
+
+
+def run(pipeline: str, path: Path, repeat: int) -> dict[str, Any]:
+    from photo_restore.preprocess import preprocess_image
+
+    data = path.read_bytes()
+    times, size, out_bytes = [], (0, 0), 0
+    for _ in range(repeat if pipeline != "idle" else 0):
+        started = time.perf_counter()
+        if pipeline == "preprocess":
+            result = preprocess_image(data, max_side=MAX_SIDE, jpeg_quality=JPEG_QUALITY)
+            size, out_bytes = result.new_dimensions, len(result.image_bytes)
+            del result
+        else:
+            out, size = naive(data)
+            out_bytes = len(out)
+            del out
+        times.append((time.perf_counter() - started) * 1000)
+    return {
+        "first_ms": times[0] if times else 0.0,
+        "best_ms": min(times) if times else 0.0,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "size": list(size),
+        "out_bytes": out_bytes,
+    }
+
+
+# --- the parent: generate, measure, print ----------------------------------------------------
+
+
+def _child(*args: str) -> str:
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"child {' '.join(args)} failed:\n{done.stderr}")
+    return done.stdout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated case names")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per case (best kept)")
+    parser.add_argument("--keep", type=Path, help="reuse/keep generated inputs in this directory")
+    parser.add_argument("--write-sample", type=Path, metavar="PATH")
+    parser.add_argument("--generate", nargs=2, metavar=("CASE", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--run", nargs=2, metavar=("PIPELINE", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.write_sample:
+        write_sample(args.write_sample)
+        return 0
+    if args.generate:
+        generate(args.generate[0], Path(args.generate[1]))
+        return 0
+    if args.run:
+        print(json.dumps(run(args.run[0], Path(args.run[1]), args.repeat)))
+        return 0
+
+    cases = [c for c in args.cases.split(",") if c]
+    unknown = set(cases) - set(CASES)
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(sorted(unknown))}; known: {', '.join(CASES)}")
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = args.keep or Path(scratch)
+        workdir.mkdir(parents=True, exist_ok=True)
+        rows = [_measure(case, workdir, args.repeat) for case in cases]
+    _print_table(rows, args.repeat)
+    return 0 if all(r["preprocess"]["peak_rss_mb"] <= _budget() for r in rows) else 1
+
+
+def _budget() -> int:
+    return LAMBDA_MEMORY_MB - HEADROOM_MB
+
+
+def _measure(case: str, workdir: Path, repeat: int) -> dict[str, Any]:
+    width, height, fmt, mode = CASES[case]
+    path = workdir / f"{case}.{ {'HEIF': 'heic', 'JPEG': 'jpg'}.get(fmt, fmt.lower()) }"
+    if not path.exists():
+        started = time.perf_counter()
+        _child("--generate", case, str(path))
+        print(f"generated {path.name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    row: dict[str, Any] = {"case": case, "dims": (width, height), "mode": mode}
+    row["bytes"] = path.stat().st_size
+    for pipeline in PIPELINES:
+        row[pipeline] = json.loads(_child("--run", pipeline, str(path), "--repeat", str(repeat)))
+    return row
+
+
+def _print_table(rows: list[dict[str, Any]], repeat: int) -> None:
+    print()
+    print(
+        f"Target: AWS Lambda with {LAMBDA_MEMORY_MB} MB; preprocessing must peak below "
+        f"{_budget()} MB RSS ({HEADROOM_MB} MB left for the runtime and the rest of the worker)."
+    )
+    print(f"Times: best of {repeat} runs (first run in brackets); RSS: peak of the whole process.")
+    print("'idle' = Python + Pillow + the input bytes, before any decoding.\n")
+    header = (
+        f"{'case':<14} {'input':>15} {'pipeline':<10} {'time ms':>13} {'peak MB':>8}"
+        f" {'vs naive (time, mem)':>21} {'output':>20}  fits?"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        width, height = row["dims"]
+        naive_run = row["naive"]
+        labels = [f"{width}x{height}", f"{row['mode']} {row['bytes'] / 2**20:.1f} MB", ""]
+        for pipeline, label in zip(PIPELINES, labels, strict=True):
+            r = row[pipeline]
+            first = pipeline == "preprocess"
+            time_col = f"{r['best_ms']:.0f} ({r['first_ms']:.0f})" if pipeline != "idle" else "-"
+            ratio = "-"
+            if pipeline == "preprocess":
+                ratio = (
+                    f"{r['best_ms'] / naive_run['best_ms']:.2f}x,"
+                    f" {r['peak_rss_mb'] / naive_run['peak_rss_mb']:.2f}x"
+                )
+            output = f"{r['size'][0]}x{r['size'][1]} {r['out_bytes'] / 2**20:.1f} MB"
+            output = output if pipeline != "idle" else "-"
+            verdict = "-"
+            if pipeline != "idle":
+                verdict = "yes" if r["peak_rss_mb"] <= _budget() else "NO"
+            print(
+                f"{row['case'] if first else '':<14} {label:>15} {pipeline:<10} {time_col:>13}"
+                f" {r['peak_rss_mb']:>8.0f} {ratio:>21} {output:>20}  {verdict}"
+            )
+        print()
+    worst = max(row["preprocess"]["peak_rss_mb"] for row in rows)
+    met = "MET" if worst <= _budget() else "NOT MET"
+    print(
+        f"1 GB Lambda target {met}: worst preprocess peak {worst:.0f} MB (budget {_budget()} MB)."
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,434 @@
+"""Normalise an uploaded photo for the restoration model: any accepted format in, an upright,
+metadata-free 8-bit sRGB JPEG whose longest side is at most ``max_side`` out."""
+
+from __future__ import annotations
+
+import io
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TextIO
+
+from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError, features
+
+from photo_restore.errors import CorruptImage, ImageTooLarge, RestoreError, UnsupportedImage
+from photo_restore.settings import Settings
+
+_ORIENTATION_TAG = 0x0112
+# EXIF orientation -> the transpose that makes stored pixels upright (as ImageOps.exif_transpose).
+_TRANSPOSE: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# The ICC colour space an image mode must have for its embedded profile to be usable.
+_ICC_SPACE = {"RGB": "RGB ", "L": "GRAY", "CMYK": "CMYK", "LAB": "Lab "}
+# The allow-list for Image.open. MPO has no opener of its own: the JPEG one returns MPO files.
+_BASE_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_WHITE = (255, 255, 255)
+# Modes that need no per-pixel work before resizing: 8 bits a band, no alpha, no palette.
+_FLAT_MODES = frozenset({"RGB", "L", "CMYK", "LAB", "YCbCr", "HSV"})
+# The other modes the accepted formats decode to; they are flattened strip by strip.
+_KNOWN_MODES = _FLAT_MODES | {"1", "P", "PA", "LA", "La", "RGBA", "RGBa", "RGBX", "I", "F"}
+# Strips of this many pixels (~16 MB as RGBA).
+_STRIP_PIXELS = 4_000_000
+
+
+@dataclass(frozen=True)
+class ImagePreprocessResult:
+    image_bytes: bytes  # JPEG, 8-bit sRGB RGB, no metadata
+    resized: bool
+    original_dimensions: tuple[int, int]  # (width, height) after EXIF orientation is applied
+    new_dimensions: tuple[int, int]  # what is submitted to the model
+    format_converted: bool  # False only when the input already was a baseline 8-bit RGB/grey JPEG
+    original_format: str  # Pillow's format name, detected from the bytes
+
+    def params_json(self) -> dict[str, object]:
+        return {
+            "resized": self.resized,
+            "original_dimensions": list(self.original_dimensions),
+            "submitted_dimensions": list(self.new_dimensions),
+            "format_converted": self.format_converted,
+            "original_format": self.original_format,
+        }
+
+
+def preprocess_image(
+    data: bytes, *, max_side: int = 3584, max_pixels: int = 120_000_000, jpeg_quality: int = 90
+) -> ImagePreprocessResult:
+    """Decode, orient, colour-convert, downscale and re-encode one image.
+
+    Raises UnsupportedImage, CorruptImage or ImageTooLarge; never a raw Pillow exception.
+    """
+    if max_side < 1 or max_pixels < 1 or not 1 <= jpeg_quality <= 100:
+        raise ValueError("max_side and max_pixels must be positive, jpeg_quality in 1..100")
+    formats = _allowed_formats()
+    src = _open(data, formats)
+    with src:
+        fmt = src.format or "unknown"
+        width, height = src.size
+        if width < 1 or height < 1:
+            raise CorruptImage("corrupt image: zero width or height")
+        # Refused from the header alone: nothing has been decoded yet.
+        if width * height > max_pixels:
+            raise ImageTooLarge(
+                f"image is {width}x{height} = {width * height} pixels,"
+                f" above the limit of {max_pixels}"
+            )
+        converted = not (
+            fmt == "JPEG" and src.mode in ("RGB", "L") and "progressive" not in src.info
+        )
+        with _decoding():
+            # The fit scales both sides by one factor, so the stored (pre-orientation) size gives
+            # the same draft target as the rotated one would.
+            draft_target = _fit((width, height), max_side)
+            if fmt in ("JPEG", "MPO") and draft_target != src.size:
+                # libjpeg decodes straight at 1/2, 1/4 or 1/8 scale (never below the target):
+                # 100 MP peaks at ~280 MB instead of ~830 MB.
+                src.draft("RGB", draft_target)
+            src.load()
+            # Read after load(): PNG may keep eXIf after the pixels, and Pillow's TIFF plugin
+            # applies (and removes) the orientation itself, its header size already rotated.
+            orientation = _orientation(src)
+        swapped = orientation in (5, 6, 7, 8)
+        original = (height, width) if swapped else (width, height)
+        target = _fit(original, max_side)
+        # Downscale before transposing: the transpose then copies the small image.
+        stored_target = (target[1], target[0]) if swapped else target
+        mode, icc = src.mode, src.info.get("icc_profile")
+        if mode not in _KNOWN_MODES and not mode.startswith("I;16"):
+            raise UnsupportedImage(f"unsupported pixel format {mode} in {fmt}")
+        try:
+            image = _replace(src, _downscale(src, stored_target))
+            if orientation in _TRANSPOSE:
+                image = _replace(image, image.transpose(_TRANSPOSE[orientation]))
+            image = _replace(image, _to_srgb(image, icc))
+            image.info.clear()  # JPEG save would otherwise carry the comment (and more) over
+            out = io.BytesIO()
+            image.save(out, "JPEG", quality=jpeg_quality)
+            image.close()
+        except (ValueError, OSError) as exc:  # Pillow refusing a conversion of these pixels
+            raise UnsupportedImage(f"unsupported pixel format {mode} in {fmt}: {exc}") from exc
+    return ImagePreprocessResult(
+        image_bytes=out.getvalue(),
+        resized=target != original,
+        original_dimensions=original,
+        new_dimensions=target,
+        format_converted=converted,
+        original_format=fmt,
+    )
+
+
+def preprocess_files(paths: Sequence[Path], out_dir: Path, settings: Settings, out: TextIO) -> int:
+    """Write ``out_dir/<stem>.jpg`` per file, print one line each; 0 if all succeeded, else 1."""
+    failed = 0
+    for path in paths:
+        started = time.perf_counter()
+        try:
+            data = path.read_bytes()
+            result = preprocess_image(
+                data,
+                max_side=settings.max_side,
+                max_pixels=settings.max_input_pixels,
+                jpeg_quality=settings.jpeg_quality,
+            )
+            out_dir.mkdir(parents=True, exist_ok=True)
+            dest = out_dir / f"{path.stem}.jpg"
+            dest.write_bytes(result.image_bytes)
+        except RestoreError as exc:
+            failed += 1
+            print(f"{path}: {exc.code}: {exc.message}", file=out)
+            continue
+        except OSError as exc:
+            failed += 1
+            print(f"{path}: io_error: {exc.strerror or exc}", file=out)
+            continue
+        except Exception as exc:  # a bad file must never end the batch with a traceback
+            failed += 1
+            print(f"{path}: internal_error: {type(exc).__name__}: {exc}", file=out)
+            continue
+        ms = (time.perf_counter() - started) * 1000
+        (ow, oh), (nw, nh) = result.original_dimensions, result.new_dimensions
+        print(
+            f"{path}: ok {result.original_format} {ow}x{oh} -> {nw}x{nh}"
+            f" resized={result.resized} converted={result.format_converted}"
+            f" {len(result.image_bytes)} bytes {ms:.0f} ms -> {dest}",
+            file=out,
+        )
+    return 1 if failed else 0
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+
+@cache
+def _heif_available() -> bool:
+    """Register pillow-heif's opener once, on first use (it is slow to import)."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    # Thumbnails off: its draft() would otherwise substitute an embedded preview for the photo.
+    register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+    return True
+
+
+@cache
+def _allowed_formats() -> tuple[str, ...]:
+    formats = list(_BASE_FORMATS)
+    if "avif" in features.modules and features.check_module("avif"):
+        formats.append("AVIF")
+    if _heif_available():
+        formats.append("HEIF")
+    return tuple(formats)
+
+
+def _sniff(data: bytes) -> str | None:
+    """The accepted format the magic bytes claim, to tell corrupt files from unsupported ones."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if data[:2] == b"BM" and data[14:18] in (
+        bytes([n, 0, 0, 0]) for n in (12, 40, 52, 56, 108, 124)
+    ):
+        return "BMP"
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand in _AVIF_BRANDS:
+            return "AVIF"
+        if brand in _HEIF_BRANDS:
+            return "HEIF"
+    return None
+
+
+@contextmanager
+def _decoding() -> Iterator[None]:
+    """Map whatever Pillow or a codec raises on bad bytes to a domain error."""
+    with warnings.catch_warnings():
+        # We enforce max_pixels ourselves; Pillow's warning above its own limit is noise.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            yield
+        except (RestoreError, MemoryError):
+            raise
+        except Image.DecompressionBombError as exc:
+            raise ImageTooLarge(f"image too large: {exc}") from exc
+        except Exception as exc:  # OSError, SyntaxError, ValueError, struct.error, codec errors...
+            detail = str(exc)[:200] or type(exc).__name__
+            raise CorruptImage(f"corrupt image: {detail}") from exc
+
+
+def _open(data: bytes, formats: tuple[str, ...]) -> ImageFile.ImageFile:
+    if not data:
+        raise UnsupportedImage("unsupported format: empty file")
+    try:
+        with _decoding():
+            # An explicit allow-list: the bytes decide, never a file name or a mime type.
+            return Image.open(io.BytesIO(data), formats=formats)
+    except CorruptImage as exc:
+        if not isinstance(exc.__cause__, UnidentifiedImageError):
+            raise
+        claimed = _sniff(data)
+        if claimed in formats:
+            raise CorruptImage(f"corrupt image: unreadable {claimed} header") from None
+        accepted = ", ".join((*formats, "MPO"))
+        raise UnsupportedImage(f"unsupported format (accepted: {accepted})") from None
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(_ORIENTATION_TAG, 1)
+    except (RestoreError, MemoryError):
+        raise
+    except Exception:  # broken EXIF must not cost the photo; it is stripped anyway
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _fit(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """Scale so the longest side is max_side (never up), rounding half up, never to 0."""
+    width, height = size
+    longest = max(width, height)
+    if longest <= max_side:
+        return size
+    return (
+        max(1, (width * max_side + longest // 2) // longest),
+        max(1, (height * max_side + longest // 2) // longest),
+    )
+
+
+# --- pixel conversions ---------------------------------------------------------------------
+
+
+def _replace(old: Image.Image, new: Image.Image) -> Image.Image:
+    """Free the previous stage's pixels now rather than when the function returns."""
+    if new is not old:
+        old.close()
+    return new
+
+
+def _downscale(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``image`` at ``size`` (never larger), in a flat mode: 8 bits a band, no alpha, no palette."""
+    # Box-reduce by an integer factor while 2x the target remains (reducing_gap=2.0, as in
+    # Image.thumbnail), then BICUBIC. Not LANCZOS: for the factor below 2 left after a JPEG
+    # draft the two look alike, and LANCZOS costs ~40% more (60% of a naive 12 MP pipeline).
+    scale = min(image.width / size[0], image.height / size[1])
+    if image.mode in _FLAT_MODES:
+        factor = max(1, int(scale / 2))
+        flat = image.reduce(factor) if factor > 1 else image
+    else:
+        # Here the flattened copy, beside the decoded image, sets the peak (Pillow keeps RGB in
+        # 4 bytes a pixel): reduce it as far as an integer factor goes (reducing_gap=1.0).
+        flat = _normalise_in_strips(image, max(1, int(scale)))
+    if flat.size != size:
+        flat = _replace(flat, flat.resize(size, Image.Resampling.BICUBIC))
+    return flat
+
+
+def _normalise_in_strips(image: Image.Image, factor: int) -> Image.Image:
+    """Flatten (and box-reduce) a strip at a time: no full-size RGBA/RGBa/I copy ever exists.
+
+    A 100 MP RGBA PNG peaked at ~950 MB when converted whole; box averaging commutes with the
+    (linear) alpha compositing and bit-depth scaling, so strips give the same pixels.
+    """
+    scale = _bit_depth_scale(image)  # from the whole image, so every strip scales alike
+    rows = factor * max(1, _STRIP_PIXELS // (image.width * factor))
+    canvas: Image.Image | None = None
+    for top in range(0, image.height, rows):
+        strip = image.crop((0, top, image.width, min(image.height, top + rows)))
+        strip = _flatten(_to_8bit(_resizable(strip), scale))
+        if factor > 1:
+            strip = _replace(strip, strip.reduce(factor))
+        if canvas is None:
+            canvas = Image.new(strip.mode, (-(-image.width // factor), -(-image.height // factor)))
+        canvas.paste(strip, (0, top // factor))
+        strip.close()
+    assert canvas is not None  # the image has at least one row
+    return canvas
+
+
+def _resizable(image: Image.Image) -> Image.Image:
+    """Palette, bilevel and premultiplied modes to plain L, LA, RGB or RGBA."""
+    mode = image.mode
+    if mode == "1":
+        return image.convert("L")
+    if mode == "P":
+        return image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if mode in ("PA", "RGBa", "RGBX"):
+        return image.convert("RGBA" if mode != "RGBX" else "RGB")
+    if mode == "La":
+        return image.convert("LA")
+    return image
+
+
+def _bit_depth_scale(image: Image.Image) -> float | None:
+    """The factor that maps a high-bit-depth greyscale image onto 0..255 (None: 8-bit already)."""
+    mode = image.mode
+    if mode.startswith("I;16"):
+        return 1 / 257
+    if mode not in ("I", "F"):
+        return None
+    peak = float(image.getextrema()[1])  # type: ignore[arg-type]
+    if mode == "F" and 0 < peak <= 1.0:
+        return 255.0  # float images are usually 0..1
+    if peak <= 255:
+        return 1.0
+    return 1 / 257 if peak <= 65535 else 255 / peak
+
+
+def _to_8bit(image: Image.Image, scale: float | None) -> Image.Image:
+    """Scale to 8-bit L: Pillow's own convert("L") clips 16-bit values instead."""
+    if scale is None:
+        return image
+    if image.mode.startswith("I;16"):
+        image = image.convert("I")
+    if scale != 1.0:
+        image = image.point(lambda value: value * scale)
+    return image.convert("L")
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """Composite any alpha over white; the model gets opaque pixels."""
+    if image.mode not in ("RGBA", "LA"):
+        return image
+    colour_mode = image.mode[:-1]
+    background = Image.new(colour_mode, image.size, _WHITE if colour_mode == "RGB" else 255)
+    background.paste(image.convert(colour_mode), (0, 0), image.getchannel("A"))
+    image.close()
+    return background
+
+
+def _to_srgb(image: Image.Image, icc: object) -> Image.Image:
+    """8-bit sRGB RGB, through the embedded profile when it is usable for this mode."""
+    if isinstance(icc, bytes) and icc and image.mode in _ICC_SPACE:
+        converted = _apply_profile(image, icc)
+        if converted is not None:
+            return converted
+    if image.mode == "LAB":
+        # CIELAB TIFFs without a profile: Pillow cannot convert LAB to RGB by itself.
+        return _cms_convert(image, ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")))
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _apply_profile(image: Image.Image, icc: bytes) -> Image.Image | None:
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if profile.profile.xcolor_space != _ICC_SPACE[image.mode]:
+            return None  # e.g. a grey profile on an RGB image: ignore it as broken
+        if image.mode == "RGB" and _is_srgb(profile):
+            return image  # most cameras' profile; the transform would cost ~150 ms for nothing
+        return _cms_convert(image, profile)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return None  # a broken profile is ignored, not fatal
+
+
+def _is_srgb(profile: ImageCms.ImageCmsProfile) -> bool:
+    """Named sRGB and with sRGB's primaries (the name alone is sometimes wrong)."""
+    core, reference = profile.profile, _srgb().profile
+    if "srgb" not in (core.profile_description or "").lower():
+        return False
+    pairs = (
+        (core.red_colorant, reference.red_colorant),
+        (core.green_colorant, reference.green_colorant),
+        (core.blue_colorant, reference.blue_colorant),
+    )
+    return all(
+        ours is not None
+        and theirs is not None
+        and all(abs(a - b) < 0.002 for a, b in zip(ours[0], theirs[0], strict=True))
+        for ours, theirs in pairs
+    )
+
+
+def _cms_convert(image: Image.Image, profile: ImageCms.ImageCmsProfile) -> Image.Image:
+    converted = ImageCms.profileToProfile(
+        image,
+        profile,
+        _srgb(),
+        renderingIntent=ImageCms.Intent.PERCEPTUAL,
+        outputMode="RGB",
+    )
+    assert converted is not None  # inPlace=False always returns an image
+    return converted
+
+
+@cache
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
