@@ -13,10 +13,11 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
 from photo_restore import wiring
 from photo_restore.queue import RestoreMessage
 from photo_restore.restore_runs import RunOutcome
-from pydantic import ValidationError
 
 logger = Logger(service="photo-restore-worker")
 metrics = Metrics(service="photo-restore-worker")
