@@ -9,6 +9,7 @@ written (Lambda's code dirs are read-only).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 # The build dir `make sam-build` and `sam build` use; tests build into their own.
 DEFAULT_BUILD_DIR = ROOT / ".aws-sam" / "build"
+TEST_BUILD_DIR = ROOT / ".aws-sam" / "test-build"
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
@@ -91,6 +93,15 @@ def build(build_dir: Path, *, cache_dir: Path | None = None) -> subprocess.Compl
         "--cached",
         "--parallel",
     )
+
+
+@functools.cache
+def build_for_tests() -> Path:
+    """One build per test process, shared by every test module that needs the artifact."""
+    result = build(TEST_BUILD_DIR)
+    if result.returncode != 0:
+        raise RuntimeError(f"sam build failed:\n{result.stdout}\n{result.stderr}")
+    return TEST_BUILD_DIR
 
 
 def base_python() -> str:

@@ -31,13 +31,10 @@ def require_sam() -> None:
 
 
 @pytest.fixture(scope="session")
-def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One `sam build --cached` per session; layers come from the shared SAM cache."""
+def build_dir() -> Path:
+    """One `sam build --cached` per session (into .aws-sam/test-build), layers from SAM's cache."""
     require_sam()
-    target = tmp_path_factory.mktemp("sam") / "build"
-    result = built_artifact.build(target)
-    assert result.returncode == 0, f"sam build failed:\n{result.stdout}\n{result.stderr}"
-    return target
+    return built_artifact.build_for_tests()
 
 
 def require_handler(function: str) -> None:
