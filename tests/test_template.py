@@ -429,7 +429,7 @@ def alarm_on(resources: dict[str, Any], metric: str, dimension: Any) -> dict[str
     return alarm
 
 
-def test_alarms_watch_the_dlq_the_worker_and_the_backlog(resources: dict[str, Any]) -> None:
+def test_alarms_watch_the_dlq_the_worker_and_the_backlogs(resources: dict[str, Any]) -> None:
     dlq = {"Fn::GetAtt": ["RestoreDeadLetterQueue", "QueueName"]}
     dead = alarm_on(resources, "ApproximateNumberOfMessagesVisible", dlq)
     assert (dead["Threshold"], dead["ComparisonOperator"]) == (0, "GreaterThanThreshold")
@@ -438,6 +438,9 @@ def test_alarms_watch_the_dlq_the_worker_and_the_backlog(resources: dict[str, An
     queue = {"Fn::GetAtt": ["RestoreQueue", "QueueName"]}
     age = alarm_on(resources, "ApproximateAgeOfOldestMessage", queue)
     assert age["Threshold"] == {"Ref": "QueueAgeAlarmSeconds"}
+    # Dead messages the DLQ handler cannot settle (per-record failures are not Lambda Errors).
+    stuck = alarm_on(resources, "ApproximateAgeOfOldestMessage", dlq)
+    assert stuck["Threshold"] > properties(resources, "RestoreDeadLetterQueue")["VisibilityTimeout"]
 
 
 def test_alarm_email_is_subscribed_only_when_given(
