@@ -14,9 +14,9 @@ sam-validate: install
 	$(SAM) validate --lint --config-env $(SAM_CONFIG_ENV)
 
 # `sam build` ships no .pyc, and Lambda's code dirs are read-only, so every cold start would
-# compile every module again (0.8-1.2 s more per handler import, measured here). Compiling the build output once,
-# with unchecked-hash .pyc (still valid after zipping changes the mtimes), removes that.
-# `sam build` empties the build dir each time, so no stale .pyc can survive a rebuild.
+# compile every module again (0.8-1.2 s more per handler import, measured here). Compiling the
+# build output once, with unchecked-hash .pyc (still valid after zipping changes the mtimes),
+# removes that. `sam build` empties the build dir each time, so no stale .pyc survives a rebuild.
 sam-build: install
 	$(SAM) build --config-env $(SAM_CONFIG_ENV) --build-dir $(SAM_BUILD_DIR)
 	$(SAM_PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash $(SAM_BUILD_DIR)
