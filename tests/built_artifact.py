@@ -9,12 +9,14 @@ written (Lambda's code dirs are read-only).
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 # The build dir `make sam-build` and `sam build` use; tests build into their own.
 DEFAULT_BUILD_DIR = ROOT / ".aws-sam" / "build"
-TEST_BUILD_DIR = ROOT / ".aws-sam" / "test-build"
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
@@ -97,11 +98,17 @@ def build(build_dir: Path, *, cache_dir: Path | None = None) -> subprocess.Compl
 
 @functools.cache
 def build_for_tests() -> Path:
-    """One build per test process, shared by every test module that needs the artifact."""
-    result = build(TEST_BUILD_DIR)
+    """One build per test process, shared by every test module that needs the artifact.
+
+    A private temporary dir: `sam build` empties its build dir, so a shared one would be pulled
+    from under a concurrent test run. The layers still come from SAM's shared cache.
+    """
+    scratch = Path(tempfile.mkdtemp(prefix="photo-restore-sam-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    result = build(scratch / "build")
     if result.returncode != 0:
         raise RuntimeError(f"sam build failed:\n{result.stdout}\n{result.stderr}")
-    return TEST_BUILD_DIR
+    return scratch / "build"
 
 
 def base_python() -> str:

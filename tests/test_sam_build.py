@@ -32,7 +32,7 @@ def require_sam() -> None:
 
 @pytest.fixture(scope="session")
 def build_dir() -> Path:
-    """One `sam build --cached` per session (into .aws-sam/test-build), layers from SAM's cache."""
+    """One `sam build --cached` per session, into a temporary dir; layers from SAM's cache."""
     require_sam()
     return built_artifact.build_for_tests()
 
