@@ -1,0 +1,145 @@
+"""Photos as the existing app's upload leaves them (S3 original + `photos` row), for the local
+stack's demo, its HTTP gateway and tests; plus the sample photo the demo restores."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
+from sqlalchemy import Engine, insert
+
+from photo_restore.models import photos
+from photo_restore.status import PhotoStatus
+
+DEMO_USER_ID = "local-demo-user"
+DEMO_USER_EMAIL = "demo@example.com"
+SAMPLE_PHOTO = Path(__file__).resolve().parent / "sample_photo.jpg"
+
+# Accepted upload types and the extension their original is stored under.
+EXTENSIONS = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "image/tiff": ".tiff",
+    "image/bmp": ".bmp",
+    "image/heic": ".heic",
+    "image/heif": ".heif",
+    "image/avif": ".avif",
+}
+_HEIC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"})
+_HEIF_BRANDS = frozenset({b"mif1", b"msf1"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+
+
+class UnsupportedUpload(ValueError):
+    """The bytes are empty or not an image type the app accepts."""
+
+
+@dataclass(frozen=True)
+class UploadedPhoto:
+    id: uuid.UUID
+    owner_id: str
+    original_key: str
+    mime_type: str
+    size_bytes: int
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.mime_type]
+
+
+def sniff_mime_type(data: bytes) -> str | None:
+    """The image type the magic bytes claim; never a file name or a client's Content-Type."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "image/tiff"
+    if data[:2] == b"BM" and len(data) >= 18:
+        return "image/bmp"
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand in _AVIF_BRANDS:
+            return "image/avif"
+        if brand in _HEIC_BRANDS:
+            return "image/heic"
+        if brand in _HEIF_BRANDS:
+            return "image/heif"
+    return None
+
+
+def upload_photo(
+    engine: Engine, s3: Any, bucket: str, *, owner_id: str, data: bytes
+) -> UploadedPhoto:
+    """Store the original at `originals/{owner}/{photo_id}{ext}`, then insert its `uploaded` row."""
+    if not data:
+        raise UnsupportedUpload("the upload is empty")
+    mime_type = sniff_mime_type(data)
+    if mime_type is None:
+        accepted = ", ".join(sorted(EXTENSIONS))
+        raise UnsupportedUpload(f"not an accepted image type (accepted: {accepted})")
+    photo_id = uuid.uuid4()
+    key = f"originals/{owner_id}/{photo_id}{EXTENSIONS[mime_type]}"
+    # Object first: a row must never point at an original that is not there.
+    s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=mime_type)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(photos).values(
+                id=photo_id,
+                owner_id=owner_id,
+                original_key=key,
+                status=PhotoStatus.UPLOADED.value,
+                size_bytes=len(data),
+                mime_type=mime_type,
+                checksum_sha256=hashlib.sha256(data).hexdigest(),
+                metadata_json={},
+            )
+        )
+    return UploadedPhoto(
+        id=photo_id, owner_id=owner_id, original_key=key, mime_type=mime_type, size_bytes=len(data)
+    )
+
+
+def sample_photo() -> bytes:
+    """The bundled old photo when present, else a generated one."""
+    if SAMPLE_PHOTO.is_file():
+        return SAMPLE_PHOTO.read_bytes()
+    return generated_old_photo()
+
+
+def generated_old_photo(size: tuple[int, int] = (1200, 900), seed: int = 7) -> bytes:
+    """A faded sepia 'portrait' with scratches and dust: something visibly worth restoring."""
+    rng = random.Random(seed)
+    w, h = size
+    image = Image.new("L", size, 150)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, int(h * 0.7), w, h), fill=110)  # a floor
+    draw.ellipse((w * 0.38, h * 0.18, w * 0.62, h * 0.5), fill=205)  # a face
+    draw.rectangle((w * 0.32, h * 0.48, w * 0.68, h * 0.95), fill=70)  # a dark coat
+    for eye_x in (0.45, 0.55):
+        draw.ellipse((w * eye_x - 9, h * 0.31 - 6, w * eye_x + 9, h * 0.31 + 6), fill=50)
+    image = image.filter(ImageFilter.GaussianBlur(3))
+    draw = ImageDraw.Draw(image)
+    for _ in range(14):  # scratches
+        x = rng.randrange(w)
+        draw.line((x, 0, x + rng.randint(-60, 60), h), fill=235, width=rng.choice((1, 1, 2)))
+    for _ in range(400):  # dust
+        x, y, r = rng.randrange(w), rng.randrange(h), rng.choice((1, 1, 2, 3))
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=rng.choice((20, 240)))
+    faded = image.point([70 + round(v * 0.55) for v in range(256)])  # lifted blacks, dim whites
+    sepia = ImageOps.colorize(faded, black=(60, 40, 25), white=(235, 215, 175))
+    out = io.BytesIO()
+    sepia.save(out, format="JPEG", quality=85)
+    return out.getvalue()
