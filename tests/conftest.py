@@ -102,9 +102,10 @@ def insert_photo(
     mime_type: str = "image/jpeg",
     s3: Any = None,
     bucket: str | None = None,
+    photo_id: uuid.UUID | None = None,
 ) -> StoredPhoto:
     """Test data as the existing app would have written it (rows only, and the S3 original)."""
-    photo_id = uuid.uuid4()
+    photo_id = photo_id or uuid.uuid4()
     owner_id = owner_id or f"user-{uuid.uuid4()}"
     key = f"originals/{owner_id}/{photo_id}.bin"
     with engine.begin() as conn:
