@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,7 +90,9 @@ class SqsEventSource:
         if not messages:
             return stats
         event = {"Records": [self._record(m) for m in messages]}
-        context = LocalLambdaContext(function_name=self._function_name)
+        context = LocalLambdaContext(
+            function_name=self._function_name, aws_request_id=str(uuid.uuid4())
+        )
         try:
             result = self._handler(event, context) or {}
             failed_ids = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
@@ -143,7 +146,11 @@ class SqsEventSource:
                 logger.exception("poller %s failed; retrying", self._function_name)
                 self._stop.wait(1)
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Ask the poller to stop after its current long poll, without waiting for it."""
         self._stop.set()
+
+    def stop(self) -> None:
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(timeout=self._wait_seconds + 30)

