@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
+
+from photo_restore.local.functions import load_handler_module
 
 ROOT = Path(__file__).resolve().parent.parent
 TITLE = "Photo restoration API"
@@ -13,10 +14,7 @@ VERSION = "1.0.0"
 
 
 def openapi_document() -> dict[str, object]:
-    spec = importlib.util.spec_from_file_location("api_app", ROOT / "functions" / "api" / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_handler_module("api", ROOT / "functions")
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
     document = module.app.get_openapi_json_schema(

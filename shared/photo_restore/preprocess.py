@@ -193,7 +193,7 @@ def _allowed_formats() -> tuple[str, ...]:
     return tuple(formats)
 
 
-def _sniff(data: bytes) -> str | None:
+def sniff_format(data: bytes) -> str | None:
     """The accepted format the magic bytes claim, to tell corrupt files from unsupported ones."""
     if data.startswith(b"\xff\xd8\xff"):
         return "JPEG"
@@ -245,7 +245,7 @@ def _open(data: bytes, formats: tuple[str, ...]) -> ImageFile.ImageFile:
     except CorruptImage as exc:
         if not isinstance(exc.__cause__, UnidentifiedImageError):
             raise
-        claimed = _sniff(data)
+        claimed = sniff_format(data)
         if claimed in formats:
             raise CorruptImage(f"corrupt image: unreadable {claimed} header") from None
         accepted = ", ".join((*formats, "MPO"))

@@ -15,13 +15,24 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from sqlalchemy import Engine, insert
 
 from photo_restore.models import photos
+from photo_restore.preprocess import sniff_format
 from photo_restore.status import PhotoStatus
 
 DEMO_USER_ID = "local-demo-user"
 DEMO_USER_EMAIL = "demo@example.com"
 SAMPLE_PHOTO = Path(__file__).resolve().parent / "sample_photo.jpg"
 
-# Accepted upload types and the extension their original is stored under.
+# The worker's formats, the mime type an upload of each gets, and its original's extension.
+MIME_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "TIFF": "image/tiff",
+    "BMP": "image/bmp",
+    "HEIF": "image/heic",
+    "AVIF": "image/avif",
+}
 EXTENSIONS = {
     "image/jpeg": ".jpg",
     "image/png": ".png",
@@ -30,12 +41,8 @@ EXTENSIONS = {
     "image/tiff": ".tiff",
     "image/bmp": ".bmp",
     "image/heic": ".heic",
-    "image/heif": ".heif",
     "image/avif": ".avif",
 }
-_HEIC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"})
-_HEIF_BRANDS = frozenset({b"mif1", b"msf1"})
-_AVIF_BRANDS = frozenset({b"avif", b"avis"})
 
 
 class UnsupportedUpload(ValueError):
@@ -56,28 +63,8 @@ class UploadedPhoto:
 
 
 def sniff_mime_type(data: bytes) -> str | None:
-    """The image type the magic bytes claim; never a file name or a client's Content-Type."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "image/tiff"
-    if data[:2] == b"BM" and len(data) >= 18:
-        return "image/bmp"
-    if data[4:8] == b"ftyp":
-        brand = data[8:12]
-        if brand in _AVIF_BRANDS:
-            return "image/avif"
-        if brand in _HEIC_BRANDS:
-            return "image/heic"
-        if brand in _HEIF_BRANDS:
-            return "image/heif"
-    return None
+    """The image type the magic bytes claim (the worker's own sniffing); never a file name."""
+    return MIME_TYPES.get(sniff_format(data) or "")
 
 
 def upload_photo(

@@ -3,7 +3,6 @@ Lambda handlers wired as on AWS; `photo-restore demo` and `photo-restore serve` 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -28,6 +27,11 @@ from sqlalchemy import Engine, Row, select
 from photo_restore import aws, wiring
 from photo_restore.db import SslMode, create_db_engine, create_schema
 from photo_restore.local.event_source import LocalLambdaContext, SqsEventSource
+from photo_restore.local.functions import (
+    functions_dir,
+    load_handler_module,
+    settings_environment,
+)
 from photo_restore.local.http_gateway import HttpGateway, http_api_event, make_token
 from photo_restore.local.photos import (
     DEMO_USER_EMAIL,
@@ -51,7 +55,6 @@ from photo_restore.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-FUNCTIONS_DIR_ENV = "PHOTO_RESTORE_FUNCTIONS_DIR"
 HANDLERS = ("api", "worker", "dlq", "sweeper")
 STANDIN_API_KEY = "local-standin-key"
 STANDIN_NOTICE = "offline stand-in, not the Qwen-Image-Edit model"
@@ -65,49 +68,6 @@ FAILED_VISIBILITY_SECONDS = 2
 SWEEP_INTERVAL_SECONDS = 60.0
 DEMO_TIMEOUT_SECONDS = 120.0
 TOKEN_TTL_SECONDS = 24 * 3600
-
-
-def functions_dir() -> Path:
-    """`functions/` of the source tree: $PHOTO_RESTORE_FUNCTIONS_DIR, else next to the package."""
-    configured = os.environ.get(FUNCTIONS_DIR_ENV)
-    candidates = [Path(configured)] if configured else []
-    # shared/photo_restore/local/stack.py -> the repository root is three levels up.
-    candidates += [Path(__file__).resolve().parents[3] / "functions", Path.cwd() / "functions"]
-    for candidate in candidates:
-        if (candidate / "api" / "app.py").is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"no functions/ folder with the handlers found (tried {', '.join(map(str, candidates))});"
-        f" set {FUNCTIONS_DIR_ENV} to the repository's functions/ folder"
-    )
-
-
-def load_handler_module(name: str, folder: Path) -> ModuleType:
-    """A fresh import of functions/<name>/app.py, as a new Lambda container does it."""
-    spec = importlib.util.spec_from_file_location(
-        f"photo_restore_local_{name}_app", folder / name / "app.py"
-    )
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {folder / name / 'app.py'}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def settings_environment(settings: Settings) -> dict[str, str | None]:
-    """Every setting as the environment variable a deployed function gets; None = unset."""
-    env: dict[str, str | None] = {}
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if value is None:
-            env[name.upper()] = None
-        elif isinstance(value, bool):
-            env[name.upper()] = "true" if value else "false"
-        else:
-            env[name.upper()] = str(value)
-    return env
 
 
 _ACTIVE_LOCK = threading.Lock()
