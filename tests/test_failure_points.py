@@ -254,3 +254,23 @@ def test_a_worker_delivery_restarts_the_sweeper_clock(pipeline: Pipeline) -> Non
 
     giveup = pipeline.dlq.wiring.restore_giveup()
     assert photo.id not in [r.photo_id for r in giveup.sweep_stuck_photos()]
+
+
+def test_an_unreachable_database_is_a_503_for_every_use_case(settings: Settings, sqs: Any) -> None:
+    from photo_restore.db import create_db_engine
+
+    # Port 9 (discard) on loopback: nothing listens, the connect is refused at once.
+    unreachable = create_db_engine("postgresql+pg8000://u@127.0.0.1:9/db", ssl_mode="disable")
+    requests = requests_with(settings, unreachable, RestoreQueue(sqs, settings.queue_url))
+    caller, photo_id = Caller("someone", None), uuid.uuid4()
+    calls = [
+        lambda: requests.request_restore(caller, photo_id),
+        lambda: requests.get_photo(caller, photo_id),
+        lambda: requests.list_restores(caller, photo_id),
+        lambda: requests.select_restore(caller, photo_id, uuid.uuid4()),
+    ]
+    for call in calls:
+        with pytest.raises(DependencyUnavailable) as raised:
+            call()
+        assert raised.value.http_status == 503
+    assert queue_size(sqs, settings.queue_url) == 0

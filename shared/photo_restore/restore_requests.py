@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row
+from sqlalchemy import Connection, Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
 from photo_restore import repository as repo
@@ -78,21 +80,18 @@ class RestoreRequests:
         longest pipeline time has passed. No DB connection is held during the SQS call.
         """
         attempt_id = uuid.uuid4()
-        try:
-            with self._engine.begin() as conn:
-                claimed = repo.claim_photo_for_restore(conn, photo_id, caller.user_id)
-                if claimed is None:
-                    self._raise_unclaimable(conn, caller, photo_id)
-                repo.ensure_job(conn, photo_id, caller.email)
-                repo.insert_attempt(
-                    conn,
-                    attempt_id=attempt_id,
-                    job_id=photo_id,
-                    model=self._settings.siliconflow_model,
-                    params=initial_attempt_params(self._settings),
-                )
-        except SQLAlchemyError as error:
-            raise DependencyUnavailable("the database is unavailable; try again") from error
+        with self._transaction() as conn:
+            claimed = repo.claim_photo_for_restore(conn, photo_id, caller.user_id)
+            if claimed is None:
+                self._raise_unclaimable(conn, caller, photo_id)
+            repo.ensure_job(conn, photo_id, caller.email)
+            repo.insert_attempt(
+                conn,
+                attempt_id=attempt_id,
+                job_id=photo_id,
+                model=self._settings.siliconflow_model,
+                params=initial_attempt_params(self._settings),
+            )
 
         message = RestoreMessage(photo_id=photo_id, restore_attempt_id=attempt_id)
         try:
@@ -104,7 +103,16 @@ class RestoreRequests:
             photo_id=photo_id, restore_attempt_id=attempt_id, status=PhotoStatus.PROCESSING
         )
 
-    def _raise_unclaimable(self, conn: Any, caller: Caller, photo_id: uuid.UUID) -> None:
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """One short transaction; a database failure becomes a 503 the client may retry."""
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as error:
+            raise DependencyUnavailable("the database is unavailable; try again") from error
+
+    def _raise_unclaimable(self, conn: Connection, caller: Caller, photo_id: uuid.UUID) -> None:
         photo = repo.find_owned_photo(conn, photo_id, caller.user_id)
         if photo is None:
             raise PhotoNotFound("no such photo")
@@ -130,7 +138,7 @@ class RestoreRequests:
             logger.exception("could not undo the claim of photo %s", photo_id)
 
     def get_photo(self, caller: Caller, photo_id: uuid.UUID) -> PhotoView:
-        with self._engine.connect() as conn:
+        with self._transaction() as conn:
             photo = self._owned_photo(conn, caller, photo_id)
             latest = repo.newest_attempt(conn, photo_id)
         restored_url = None
@@ -144,7 +152,7 @@ class RestoreRequests:
         )
 
     def list_restores(self, caller: Caller, photo_id: uuid.UUID) -> AttemptList:
-        with self._engine.connect() as conn:
+        with self._transaction() as conn:
             self._owned_photo(conn, caller, photo_id)
             attempts = repo.list_attempts(conn, photo_id)
         return AttemptList(photo_id=photo_id, restores=[self._attempt_view(a) for a in attempts])
@@ -152,7 +160,7 @@ class RestoreRequests:
     def select_restore(
         self, caller: Caller, photo_id: uuid.UUID, attempt_id: uuid.UUID
     ) -> SelectedRestore:
-        with self._engine.begin() as conn:
+        with self._transaction() as conn:
             self._owned_photo(conn, caller, photo_id)
             attempt = repo.find_attempt(conn, attempt_id)
             if attempt is None or attempt.job_id != photo_id:
@@ -167,7 +175,7 @@ class RestoreRequests:
             )
         return SelectedRestore(photo_id=photo_id, selected_restore_id=attempt_id)
 
-    def _owned_photo(self, conn: Any, caller: Caller, photo_id: uuid.UUID) -> Row[Any]:
+    def _owned_photo(self, conn: Connection, caller: Caller, photo_id: uuid.UUID) -> Row[Any]:
         photo = repo.find_owned_photo(conn, photo_id, caller.user_id)
         if photo is None or photo.status == PhotoStatus.DELETED:
             raise PhotoNotFound("no such photo")
