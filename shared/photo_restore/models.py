@@ -27,7 +27,7 @@ class Photo(Base):
     processed_key: Mapped[str | None] = mapped_column(String, nullable=True)
     thumbnail_key: Mapped[str | None] = mapped_column(String, nullable=True)
     # Changed only through photo_restore.status, which owns the transition table.
-    status: Mapped[str] = mapped_column(String, nullable=False, default="uploaded")
+    status: Mapped[str] = mapped_column(String, nullable=False)
     size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
     mime_type: Mapped[str] = mapped_column(String, nullable=False)
     checksum_sha256: Mapped[str] = mapped_column(String, nullable=False)

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import jwt
 
 from photo_restore.local.photos import UnsupportedUpload, UploadedPhoto
+from photo_restore.status import PhotoStatus
 
 logger = logging.getLogger(__name__)
 
@@ -378,7 +379,7 @@ def _make_handler(gateway: HttpGateway) -> type[BaseHTTPRequestHandler]:
                 201,
                 {
                     "photo_id": str(photo.id),
-                    "status": "uploaded",
+                    "status": PhotoStatus.UPLOADED.value,
                     "original_key": photo.original_key,
                     "mime_type": photo.mime_type,
                     "size_bytes": photo.size_bytes,

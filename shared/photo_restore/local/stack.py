@@ -52,6 +52,7 @@ from photo_restore.local.siliconflow_standin import SiliconFlowStandIn
 from photo_restore.models import photos, restore_attempts
 from photo_restore.repository import AttemptOutcome, attempt_outcome
 from photo_restore.settings import Settings
+from photo_restore.status import PhotoStatus
 
 logger = logging.getLogger(__name__)
 
@@ -494,7 +495,7 @@ def _demo(stack: LocalStack, data: bytes, label: str, out: Path, say: Any) -> in
     if stack.uses_standin:
         say(f"NOTE: SiliconFlow was the {STANDIN_NOTICE}: a few Pillow filters stand in for it.")
         say("      Set SILICONFLOW_API_KEY to restore with the real SiliconFlow API.")
-    ok = photo_row.status == "ready" and outcome is AttemptOutcome.SUCCEEDED
+    ok = photo_row.status == PhotoStatus.READY and outcome is AttemptOutcome.SUCCEEDED
     return 0 if ok else 1
 
 
@@ -502,7 +503,7 @@ def _follow(
     stack: LocalStack, photo_id: uuid.UUID, attempt_id: uuid.UUID, requested: float, say: Any
 ) -> tuple[Row[Any], Row[Any], float] | None:
     """Watch the rows until the attempt is settled; print each change. None on timeout."""
-    last_status: str | None = "uploaded"
+    last_status: str | None = PhotoStatus.UPLOADED
     last_outcome = AttemptOutcome.PENDING
     last_transient: str | None = None
     deadline = requested + DEMO_TIMEOUT_SECONDS
@@ -526,7 +527,7 @@ def _follow(
             detail = attempt.s3_key if outcome is AttemptOutcome.SUCCEEDED else params.get("error")
             say(f"[{elapsed:6.2f}s] attempt {attempt_id} {outcome.value}: {detail}")
             last_outcome = outcome
-        if outcome is not AttemptOutcome.PENDING and photo_row.status != "processing":
+        if outcome is not AttemptOutcome.PENDING and photo_row.status != PhotoStatus.PROCESSING:
             return photo_row, attempt, elapsed
         time.sleep(0.1)
     return None
