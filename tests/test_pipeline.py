@@ -76,7 +76,7 @@ def test_heic_originals_are_converted(pipeline: Pipeline) -> None:
     pipeline.drain()
     preprocessed = pipeline.attempt(attempt_id).params["preprocessed"]
     assert pipeline.photo(photo.id).status == "ready"
-    assert preprocessed["original_format"] == "HEIF"
+    assert preprocessed["original_format"] == "HEIC"
     assert preprocessed["format_converted"] is True
 
 

@@ -33,7 +33,8 @@ _TRANSPOSE: dict[int, Image.Transpose] = {
 _ICC_SPACE = {"RGB": "RGB ", "L": "GRAY", "CMYK": "CMYK", "LAB": "Lab "}
 # The allow-list for Image.open. MPO has no opener of its own: the JPEG one returns MPO files.
 _BASE_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
-_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+_HEIC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"})
+_HEIF_BRANDS = _HEIC_BRANDS | {b"mif1", b"msf1"}
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _WHITE = (255, 255, 255)
 # Modes that need no per-pixel work before resizing: 8 bits a band, no alpha, no palette.
@@ -51,7 +52,7 @@ class ImagePreprocessResult:
     original_dimensions: tuple[int, int]  # (width, height) after EXIF orientation is applied
     new_dimensions: tuple[int, int]  # what is submitted to the model
     format_converted: bool  # False only when the input already was a baseline 8-bit RGB/grey JPEG
-    original_format: str  # Pillow's format name, detected from the bytes
+    original_format: str  # Pillow's format name from the bytes ("HEIC" for HEVC-coded HEIF)
 
     def params_json(self) -> dict[str, object]:
         return {
@@ -125,7 +126,7 @@ def preprocess_image(
         original_dimensions=original,
         new_dimensions=target,
         format_converted=converted,
-        original_format=fmt,
+        original_format=_reported_format(fmt, data),
     )
 
 
@@ -216,6 +217,13 @@ def sniff_format(data: bytes) -> str | None:
         if brand in _HEIF_BRANDS:
             return "HEIF"
     return None
+
+
+def _reported_format(fmt: str, data: bytes) -> str:
+    """Pillow's name, except HEVC-coded HEIF, which the existing app's records call "HEIC"."""
+    if fmt == "HEIF" and data[4:8] == b"ftyp" and data[8:12] in _HEIC_BRANDS:
+        return "HEIC"
+    return fmt
 
 
 @contextmanager
