@@ -32,6 +32,18 @@ def test_a_restore_request_ends_with_a_stored_restoration_and_a_ready_photo(
     assert Image.open(io.BytesIO(stored["Body"].read())).format == "JPEG"
 
     params = attempt.params
+    # The seed's fields, plus the model (set with the attempt) and the provider's trace id.
+    assert set(params) == {
+        "provider",
+        "model",
+        "prompt",
+        "num_inference_steps",
+        "guidance_scale",
+        "inference_time_seconds",
+        "seed",
+        "preprocessed",
+        "provider_trace_id",
+    }
     assert params["provider"] == "siliconflow"
     assert params["prompt"] == pipeline.settings.restore_prompt
     assert params["num_inference_steps"] == 20
@@ -215,7 +227,9 @@ def test_provider_5xx_is_retried_by_sqs_and_then_succeeds(pipeline: Pipeline) ->
     pipeline.standin.enqueue(Behaviour.error(503), Behaviour.error(503))
     pipeline.drain()
     assert pipeline.photo(photo.id).status == "ready"
-    assert "error" not in pipeline.attempt(attempt_id).params
+    params = pipeline.attempt(attempt_id).params
+    assert "error" not in params
+    assert "last_transient_error" not in params  # history the success made moot
     assert len(pipeline.standin.requests) == 3
 
 
@@ -372,3 +386,23 @@ def test_restores_are_listed_newest_first_and_any_succeeded_one_can_be_selected(
         body={"restore_attempt_id": str(first)},
     )
     assert foreign[0] == 404
+
+
+def test_provider_timeouts_are_transient_and_retried(
+    pipeline: Pipeline, pipeline_settings: Any
+) -> None:
+    from tests.handlers import load_handler
+
+    settings = pipeline_settings.model_copy(update={"siliconflow_read_timeout_seconds": 0.5})
+    pipeline.worker = load_handler("worker", settings)
+    pipeline.__post_init__()
+    photo = pipeline.add_photo(old_photo())
+    attempt_id = pipeline.request_restore(photo)
+    pipeline.standin.enqueue(Behaviour.hang(2), Behaviour.hang(2))
+    assert pipeline.worker_source.poll_once().failed == 1  # both client tries timed out
+    assert "provider_unavailable" in str(pipeline.attempt(attempt_id).params)
+    pipeline.drain()
+    assert pipeline.photo(photo.id).status == "ready"
+    params = pipeline.attempt(attempt_id).params
+    assert "error" not in params
+    assert "last_transient_error" not in params  # history the success made moot

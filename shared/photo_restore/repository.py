@@ -30,6 +30,8 @@ from photo_restore.status import (
 )
 
 PENDING_S3_KEY = "pending"
+# params key where the worker keeps the last transient error, for the DLQ handler's message.
+LAST_TRANSIENT_ERROR = "last_transient_error"
 
 
 class AttemptOutcome(StrEnum):
@@ -219,11 +221,13 @@ def merge_attempt_params(
     *,
     where: Sequence[ColumnElement[bool]] = (),
     s3_key: str | None = None,
+    drop_keys: Sequence[str] = (),
 ) -> bool:
     """Merge `patch` into `params` (top-level keys) in one statement; False when no row matched."""
-    merged = cast(
-        cast(restore_attempts.c.params, JSONB).op("||")(literal(dict(patch), JSONB)), JSON
-    )
+    current: ColumnElement[Any] = cast(restore_attempts.c.params, JSONB)
+    for key in drop_keys:
+        current = current.op("-")(literal(key))
+    merged = cast(current.op("||")(literal(dict(patch), JSONB)), JSON)
     values: dict[str, Any] = {"params": merged}
     if s3_key is not None:
         values["s3_key"] = s3_key
@@ -255,7 +259,8 @@ def complete_attempt(
     )
     if photo is None:
         return False
-    merge_attempt_params(conn, attempt_id, params, s3_key=s3_key)
+    # A transient error that a later delivery got past is no longer news.
+    merge_attempt_params(conn, attempt_id, params, s3_key=s3_key, drop_keys=[LAST_TRANSIENT_ERROR])
     conn.execute(update(jobs).where(jobs.c.id == photo_id).values(selected_restore_id=attempt_id))
     return True
 

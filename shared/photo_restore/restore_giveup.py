@@ -63,7 +63,7 @@ class RestoreGiveUp:
         if attempt is None or attempt.job_id != message.photo_id:
             logger.error("dropping a dead message for an unknown attempt: %s", message)
             return GiveUpReport(GiveUpOutcome.UNKNOWN_ATTEMPT, message.photo_id)
-        last = (attempt.params or {}).get("last_transient_error") or {}
+        last = (attempt.params or {}).get(repo.LAST_TRANSIENT_ERROR) or {}
         reason = last.get("message", "no error was recorded")
         error = RetriesExhausted(
             f"gave up after {receive_count or 'repeated'} deliveries; last error: {reason}"

@@ -239,7 +239,7 @@ class RestoreRun:
                 repo.merge_attempt_params(
                     conn,
                     message.restore_attempt_id,
-                    {"last_transient_error": error_record(error.code, error.message)},
+                    {repo.LAST_TRANSIENT_ERROR: error_record(error.code, error.message)},
                     where=[repo.is_pending()],
                 )
         except SQLAlchemyError:
