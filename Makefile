@@ -30,8 +30,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The package, then each handler on its own (every one is a module named `app`).
 typecheck: install
 	$(BIN)/mypy
+	for handler in functions/*/app.py; do $(BIN)/mypy $$handler || exit 1; done
 
 pytest: install
 	$(BIN)/pytest

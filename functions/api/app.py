@@ -15,6 +15,7 @@ from photo_restore import wiring
 from photo_restore.errors import AlreadyProcessing, RestoreError, Unauthenticated
 from photo_restore.restore_requests import Caller
 from photo_restore.views import (
+    ERROR_RESPONSES,
     AttemptList,
     ErrorBody,
     PhotoView,
@@ -39,23 +40,9 @@ def current_caller() -> Caller:
     return Caller(user_id=user_id, email=email if isinstance(email, str) and email else None)
 
 
-ERRORS: dict[int | str, Any] = {
-    status: {
-        "description": description,
-        "content": {"application/json": {"schema": ErrorBody.model_json_schema()}},
-    }
-    for status, description in {
-        401: "No valid identity",
-        404: "No such photo (or not yours)",
-        409: "Already processing, or archived/deleted",
-        503: "A dependency is unavailable; try again",
-    }.items()
-}
-
-
 @app.post(
     "/photos/<photo_id>/restore",
-    responses={202: {"description": "Restore accepted"}, **ERRORS},
+    responses={202: {"description": "Restore accepted"}, **ERROR_RESPONSES},
 )
 def request_restore(
     photo_id: uuid.UUID, body: Annotated[RestoreRequestBody | None, Body()] = None
@@ -66,25 +53,25 @@ def request_restore(
     return Response(202, content_types.APPLICATION_JSON, accepted)
 
 
-@app.get("/photos/<photo_id>", responses=ERRORS)
+@app.get("/photos/<photo_id>", responses=ERROR_RESPONSES)
 def get_photo(photo_id: uuid.UUID) -> PhotoView:
     return wiring.restore_requests().get_photo(current_caller(), photo_id)
 
 
-@app.get("/photos/<photo_id>/restores", responses=ERRORS)
+@app.get("/photos/<photo_id>/restores", responses=ERROR_RESPONSES)
 def list_restores(photo_id: uuid.UUID) -> AttemptList:
     return wiring.restore_requests().list_restores(current_caller(), photo_id)
 
 
-@app.put("/photos/<photo_id>/selected-restore", responses=ERRORS)
+@app.put("/photos/<photo_id>/selected-restore", responses=ERROR_RESPONSES)
 def select_restore(photo_id: uuid.UUID, body: SelectRestoreBody) -> SelectedRestore:
     return wiring.restore_requests().select_restore(
         current_caller(), photo_id, body.restore_attempt_id
     )
 
 
-@app.exception_handler(RestoreError)
-def restore_error(error: RestoreError) -> Response[ErrorBody]:
+@app.exception_handler(RestoreError)  # type: ignore[untyped-decorator]
+def restore_error(error: RestoreError) -> Response[str]:
     attempt_id = error.restore_attempt_id if isinstance(error, AlreadyProcessing) else None
     body = ErrorBody(error=error.code, message=error.message, restore_attempt_id=attempt_id)
     if error.http_status >= 500:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -11,13 +12,14 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from photo_restore import wiring
 from photo_restore.queue import RestoreMessage
-from photo_restore.restore_runs import RunOutcome
+from photo_restore.restore_runs import RunOutcome, RunReport
 
 logger = Logger(service="photo-restore-worker")
 metrics = Metrics(service="photo-restore-worker")
@@ -37,41 +39,37 @@ def run_record(record: SQSRecord) -> None:
     logger.append_keys(
         photo_id=str(message.photo_id), restore_attempt_id=str(message.restore_attempt_id)
     )
-    age_ms = int(record.attributes.sent_timestamp or 0)
-    if age_ms:
-        metrics.add_metric(name="QueueAgeSeconds", unit=MetricUnit.Seconds, value=_age(age_ms))
+    if sent_ms := int(record.attributes.sent_timestamp or 0):
+        age = max(0.0, time.time() - sent_ms / 1000)
+        metrics.add_metric(name="QueueAgeSeconds", unit=MetricUnit.Seconds, value=age)
     try:
         report = wiring.restore_run().run(message)
     except Exception:
+        logger.warning("restore failed transiently; SQS will redeliver it", exc_info=True)
         metrics.add_metric(name="RestoreRetried", unit=MetricUnit.Count, value=1)
         raise
     logger.append_keys(provider_trace_id=report.trace_id)
     logger.info("restore message done", outcome=report.outcome, code=report.error_code)
+    record_metrics(report)
+
+
+def record_metrics(report: RunReport) -> None:
     metrics.add_metric(name=f"Restore{report.outcome.title()}", unit=MetricUnit.Count, value=1)
     if report.outcome is RunOutcome.FAILED:
-        metrics.add_metric(
-            name=f"RestoreFailed_{report.error_code}", unit=MetricUnit.Count, value=1
-        )
+        name = f"RestoreFailed_{report.error_code}"
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     if report.inference_seconds is not None:
-        metrics.add_metric(
-            name="InferenceSeconds", unit=MetricUnit.Seconds, value=report.inference_seconds
-        )
+        value = report.inference_seconds
+        metrics.add_metric(name="InferenceSeconds", unit=MetricUnit.Seconds, value=value)
     if report.preprocess_ms is not None:
-        metrics.add_metric(
-            name="PreprocessMilliseconds", unit=MetricUnit.Milliseconds, value=report.preprocess_ms
-        )
-
-
-def _age(sent_timestamp_ms: int) -> float:
-    import time
-
-    return max(0.0, time.time() - sent_timestamp_ms / 1000)
+        value = report.preprocess_ms
+        metrics.add_metric(name="PreprocessMilliseconds", unit=MetricUnit.Milliseconds, value=value)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=run_record, processor=processor, context=context
     )

@@ -61,3 +61,19 @@ class ErrorBody(BaseModel):
     error: str
     message: str
     restore_attempt_id: uuid.UUID | None = None
+
+
+# The error answers each route documents in the OpenAPI document (validation's 422 is added
+# by Powertools itself).
+ERROR_RESPONSES: dict[int, Any] = {
+    status: {
+        "description": description,
+        "content": {"application/json": {"schema": ErrorBody.model_json_schema()}},
+    }
+    for status, description in {
+        401: "No valid identity",
+        404: "No such photo (or not yours)",
+        409: "Already processing, or archived/deleted",
+        503: "A dependency is unavailable; try again",
+    }.items()
+}
