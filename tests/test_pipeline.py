@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from typing import Any
 
@@ -181,6 +182,24 @@ def test_permanent_provider_failures_fail_the_attempt_at_once(
     assert pipeline.restored_keys(photo.id) == []
 
 
+def test_a_refused_api_key_emits_the_metric_the_alarm_watches(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = pipeline.add_photo(old_photo())
+    pipeline.request_restore(photo)
+    pipeline.standin.enqueue(Behaviour.error(401, "invalid api key"))
+    capsys.readouterr()
+    pipeline.drain()
+    emitted = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith('{"_aws"')
+    ]
+    [metrics] = [m for m in emitted if "RestoreFailed_provider_auth_failed" in m]
+    assert metrics["service"] == "photo-restore-worker"
+    assert metrics["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+
+
 def test_the_provider_message_and_trace_id_are_kept_on_the_attempt(pipeline: Pipeline) -> None:
     photo = pipeline.add_photo(old_photo())
     attempt_id = pipeline.request_restore(photo)
@@ -341,8 +360,6 @@ def _unknown_message() -> dict[str, str]:
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value)
 
 

@@ -499,3 +499,17 @@ def test_sweeper_event_is_an_eventbridge_scheduled_event() -> None:
     event = EventBridgeModel.model_validate(load_event("sweeper_schedule.json"))
     assert event.detail_type == "Scheduled Event"
     assert event.source == "aws.events"
+
+
+def test_the_provider_auth_alarm_watches_the_metric_the_worker_emits(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    from photo_restore.errors import ProviderAuthFailed
+
+    # test_pipeline checks the worker emits exactly this metric and dimension.
+    alarm = properties(resources, "ProviderAuthFailedAlarm")
+    globals_env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert alarm["Namespace"] == globals_env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["MetricName"] == f"RestoreFailed_{ProviderAuthFailed.code}"
+    [dimension] = alarm["Dimensions"]
+    assert dimension == {"Name": "service", "Value": "photo-restore-worker"}
