@@ -129,6 +129,24 @@ def test_bearer_key_sent_and_required_key_enforced(sleeps: Sleeps) -> None:
         bad.close()
 
 
+def test_a_key_provider_is_asked_on_every_request_so_rotation_needs_no_restart() -> None:
+    current = {"key": "revoked-key"}
+    with (
+        SiliconFlowStandIn(api_key=API_KEY) as strict,
+        SiliconFlowClient(
+            base_url=strict.base_url,
+            api_key=lambda: current["key"],
+            connect_timeout=2,
+            read_timeout=5,
+            max_retries=0,
+        ) as rotating,
+    ):
+        with pytest.raises(ProviderAuthFailed):
+            rotating.edit_image(_request())
+        current["key"] = API_KEY  # an operator rotated the parameter
+        assert rotating.edit_image(_request()).image_url
+
+
 def test_empty_api_key_fails_without_calling(standin: SiliconFlowStandIn) -> None:
     client = SiliconFlowClient(
         base_url=standin.base_url, api_key="", connect_timeout=1, read_timeout=1, max_retries=0

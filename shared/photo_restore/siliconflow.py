@@ -83,7 +83,7 @@ class SiliconFlowClient:
         self,
         *,
         base_url: str,
-        api_key: str,
+        api_key: str | Callable[[], str],
         connect_timeout: float,
         read_timeout: float,
         max_retries: int,
@@ -92,8 +92,8 @@ class SiliconFlowClient:
         backoff_base_seconds: float = 1.0,
     ) -> None:
         self._url = base_url.rstrip("/") + "/images/generations"
-        # Stripped: a key pasted into SSM with a trailing newline would make an invalid header.
-        self._api_key = api_key.strip()
+        # A callable is asked on every request (it caches), so a rotated key is picked up.
+        self._api_key = api_key
         # write covers uploading a multi-megabyte data URI, so it gets the read budget too.
         self._timeout = httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
@@ -106,8 +106,10 @@ class SiliconFlowClient:
         self._http = http_client or httpx.Client(timeout=self._timeout, follow_redirects=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, api_key: str | None = None) -> SiliconFlowClient:
-        """`api_key` (resolved from SSM by the worker) overrides the key in settings."""
+    def from_settings(
+        cls, settings: Settings, *, api_key: str | Callable[[], str] | None = None
+    ) -> SiliconFlowClient:
+        """`api_key` (the worker's SSM lookup) overrides the key in settings."""
         key = api_key if api_key is not None else settings.siliconflow_api_key.get_secret_value()
         return cls(
             base_url=settings.siliconflow_base_url,
@@ -130,10 +132,16 @@ class SiliconFlowClient:
         if self._owns_client:
             self._http.close()
 
+    def _current_key(self) -> str:
+        key = self._api_key() if callable(self._api_key) else self._api_key
+        # Stripped: a key pasted into SSM with a trailing newline would make an invalid header.
+        return key.strip()
+
     def edit_image(self, request: SiliconFlowRequest) -> SiliconFlowResponse:
-        if not self._api_key:
+        api_key = self._current_key()
+        if not api_key:
             raise ProviderAuthFailed("no SiliconFlow API key is configured")
-        if not (self._api_key.isascii() and self._api_key.isprintable()):
+        if not (api_key.isascii() and api_key.isprintable()):
             # httpx would refuse the header as a transport error, which we would retry for nothing.
             raise ProviderAuthFailed("the SiliconFlow API key has characters a header cannot hold")
         body = request.to_json()
@@ -144,7 +152,7 @@ class SiliconFlowClient:
                 response = self._http.post(
                     self._url,
                     json=body,
-                    headers={"Authorization": f"Bearer {self._api_key}"},
+                    headers={"Authorization": f"Bearer {api_key}"},
                     timeout=self._timeout,
                     follow_redirects=False,
                 )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from functools import cache
+from collections.abc import Callable
+from functools import cache, partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -75,7 +76,8 @@ def restore_run() -> RestoreRun:
         engine=database_engine(),
         storage=object_storage(),
         queue=restore_queue(),
-        api_key=siliconflow_api_key(settings),
+        # Looked up per request (Powertools caches it for SECRET_MAX_AGE_SECONDS): rotation works.
+        api_key=partial(siliconflow_api_key, settings),
     )
 
 
@@ -85,10 +87,8 @@ def build_restore_run(
     engine: Engine,
     storage: ObjectStorage,
     queue: RestoreQueue,
-    api_key: str,
+    api_key: str | Callable[[], str],
 ) -> RestoreRun:
-    from functools import partial
-
     from photo_restore.preprocess import preprocess_image
     from photo_restore.restore_runs import RestoreRun
     from photo_restore.result_download import download_result_image
