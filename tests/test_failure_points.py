@@ -274,3 +274,117 @@ def test_an_unreachable_database_is_a_503_for_every_use_case(settings: Settings,
             call()
         assert raised.value.http_status == 503
     assert queue_size(sqs, settings.queue_url) == 0
+
+
+def test_a_stored_image_is_deleted_when_the_retry_fails_permanently(pipeline: Pipeline) -> None:
+    from photo_restore.local.siliconflow_standin import Behaviour
+
+    photo = pipeline.add_photo(old_photo())
+    attempt_id = pipeline.request_restore(photo)
+    message = RestoreMessage(photo_id=photo.id, restore_attempt_id=attempt_id)
+    with pytest.raises(SimulatedCrash):
+        crashing_run(pipeline).run(message)
+    assert len(pipeline.restored_keys(photo.id)) == 1
+
+    pipeline.standin.enqueue(Behaviour.error(400, "refused on the retry"))
+    pipeline.drain()
+
+    assert pipeline.attempt(attempt_id).params["error"]["code"] == "provider_rejected"
+    assert pipeline.photo(photo.id).status == "uploaded"
+    assert pipeline.restored_keys(photo.id) == []
+
+
+def test_a_late_message_of_a_failed_attempt_removes_what_a_dead_delivery_left(
+    pipeline: Pipeline,
+) -> None:
+    photo = pipeline.add_photo(old_photo())
+    attempt_id = pipeline.request_restore(photo)
+    message = RestoreMessage(photo_id=photo.id, restore_attempt_id=attempt_id)
+    with pytest.raises(SimulatedCrash):
+        crashing_run(pipeline).run(message)
+    giveup = pipeline.dlq.wiring.restore_giveup()
+    # The give-up failed the attempt; pretend its delete was lost, and a copy arrives later.
+    giveup.settle_dead_message(message.model_dump_json())
+    key = restored_key_of(pipeline, attempt_id)
+    pipeline.s3.put_object(Bucket=pipeline.settings.bucket_name, Key=key, Body=b"left over")
+
+    pipeline.sqs.send_message(
+        QueueUrl=pipeline.settings.queue_url, MessageBody=message.model_dump_json()
+    )
+    pipeline.drain()
+
+    assert pipeline.restored_keys(photo.id) == []
+    assert pipeline.photo(photo.id).status == "uploaded"
+
+
+def restored_key_of(pipeline: Pipeline, attempt_id: uuid.UUID) -> str:
+    from photo_restore.storage import restored_key
+
+    attempt = pipeline.attempt(attempt_id)
+    return restored_key(attempt.job_id, attempt.created_at)
+
+
+def test_the_sweeper_re_checks_idleness_inside_its_revert(
+    engine: Engine, settings: Settings
+) -> None:
+    """A delivery that starts between the sweeper's query and its revert keeps its photo."""
+    from photo_restore import repository as repo
+
+    photo = insert_photo(engine, status="processing")
+    with engine.begin() as conn:
+        repo.ensure_job(conn, photo.id, None)
+        attempt = repo.insert_attempt(
+            conn, attempt_id=uuid.uuid4(), job_id=photo.id, model="m", params={}
+        )
+    cutoff = datetime.now(UTC) - timedelta(seconds=60)  # the photo was touched just now
+    with engine.begin() as conn:
+        reverted = repo.fail_attempt(
+            conn,
+            photo_id=photo.id,
+            attempt_id=attempt.id,
+            error={"code": "stuck_in_processing"},
+            where=[repo.idle_since_before(cutoff)],
+        )
+    assert not reverted
+    assert photo_status(engine, photo.id) == "processing"
+
+
+def test_the_sweeper_settles_a_processing_photo_that_has_no_attempt(
+    engine: Engine, settings: Settings
+) -> None:
+    photo = insert_photo(engine, status="processing")
+    _age_claim(engine, photo, settings.stuck_after_seconds + 5)
+    giveup = giveup_in_the_future(settings, engine, 0)
+    reports = [r for r in giveup.sweep_stuck_photos() if r.photo_id == photo.id]
+    assert [r.outcome for r in reports] == [GiveUpOutcome.REVERTED]
+    assert photo_status(engine, photo.id) == "uploaded"
+
+
+def test_an_unexpected_worker_error_is_retried_and_named_for_the_dlq(pipeline: Pipeline) -> None:
+    from photo_restore.restore_runs import RestoreRun
+
+    def broken_preprocess(data: bytes) -> Any:
+        raise RuntimeError("a bug with SELECT secrets FROM somewhere in its message")
+
+    photo = pipeline.add_photo(old_photo())
+    attempt_id = pipeline.request_restore(photo)
+    settings = pipeline.settings
+    run = RestoreRun(
+        engine=pipeline.engine,
+        storage=ObjectStorage(pipeline.s3, settings.bucket_name),
+        queue=RestoreQueue(pipeline.sqs, settings.queue_url),
+        editor=None,  # type: ignore[arg-type]
+        preprocess=broken_preprocess,
+        fetch_result=lambda url: b"",
+        settings=settings,
+    )
+    message = RestoreMessage(photo_id=photo.id, restore_attempt_id=attempt_id)
+    with pytest.raises(RuntimeError):
+        run.run(message)
+
+    noted = pipeline.attempt(attempt_id).params["last_transient_error"]
+    assert noted["code"] == "unexpected_error"
+    assert noted["message"] == "RuntimeError"  # never the details
+    report = pipeline.dlq.wiring.restore_giveup().settle_dead_message(message.model_dump_json())
+    assert report.outcome is GiveUpOutcome.REVERTED
+    assert "RuntimeError" in pipeline.attempt(attempt_id).params["error"]["message"]

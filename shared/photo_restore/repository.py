@@ -271,17 +271,31 @@ def fail_attempt(
     photo_id: uuid.UUID,
     attempt_id: uuid.UUID,
     error: Mapping[str, Any],
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> bool:
     """Revert the photo and record `params.error`, only while the attempt is in flight."""
-    photo = revert_failed_restore(conn, photo_id, where=[is_in_flight(attempt_id)])
+    photo = revert_failed_restore(conn, photo_id, where=[is_in_flight(attempt_id), *where])
     if photo is None:
         return False
     merge_attempt_params(conn, attempt_id, {"error": dict(error)})
     return True
 
 
+def idle_since_before(cutoff: datetime) -> ColumnElement[bool]:
+    """The photo's heartbeat is older than `cutoff`: re-checked inside the sweeper's revert."""
+    return photos.c.updated_at < cutoff
+
+
+def revert_photo_without_attempt(conn: Connection, photo_id: uuid.UUID, cutoff: datetime) -> bool:
+    """A `processing` photo with no attempt at all (another writer's doing): settle it too."""
+    newest = _newest_attempt_id_of(photos.c.id)
+    row = revert_failed_restore(conn, photo_id, where=[idle_since_before(cutoff), newest.is_(None)])
+    return row is not None
+
+
 def select_restore(
     conn: Connection, *, photo_id: uuid.UUID, attempt_id: uuid.UUID, s3_key: str
 ) -> None:
-    conn.execute(update(jobs).where(jobs.c.id == photo_id).values(selected_restore_id=attempt_id))
+    # Photos before jobs, the order complete_attempt locks them in: no deadlock between them.
     conn.execute(update(photos).where(photos.c.id == photo_id).values(processed_key=s3_key))
+    conn.execute(update(jobs).where(jobs.c.id == photo_id).values(selected_restore_id=attempt_id))

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, Row
+from sqlalchemy import ColumnElement, Engine, Row
 
 from photo_restore import repository as repo
 from photo_restore.errors import RestoreError, RetriesExhausted, StuckInProcessing
 from photo_restore.queue import RestoreMessage
 from photo_restore.restore_requests import error_record
 from photo_restore.settings import Settings
-from photo_restore.storage import ObjectStorage, restored_key
+from photo_restore.storage import ObjectStorage, discard_restoration_of_failed_attempt
 
 logger = logging.getLogger(__name__)
 
@@ -73,38 +73,53 @@ class RestoreGiveUp:
     def sweep_stuck_photos(self) -> list[GiveUpReport]:
         """Settle photos idle in `processing` for longer than any message could keep them."""
         cutoff = self._clock() - timedelta(seconds=self._settings.stuck_after_seconds)
+        error = StuckInProcessing(
+            f"no progress for {self._settings.stuck_after_seconds} s: the message was lost"
+        )
         reports = []
         with self._engine.connect() as conn:
             stuck = repo.find_stuck_photo_ids(conn, cutoff)
         for photo_id in stuck:
             with self._engine.connect() as conn:
                 attempt = repo.newest_attempt(conn, photo_id)
-            if attempt is None:
+            if attempt is not None:
+                # The idle check is repeated in the revert: a delivery that started since the
+                # query above restarted the clock, and keeps its photo.
+                idle = [repo.idle_since_before(cutoff)]
+                reports.append(self._give_up(photo_id, attempt, error, where=idle))
                 continue
-            error = StuckInProcessing(
-                f"no progress for {self._settings.stuck_after_seconds} s: the message was lost"
-            )
-            reports.append(self._give_up(photo_id, attempt, error))
+            with self._engine.begin() as conn:
+                if repo.revert_photo_without_attempt(conn, photo_id, cutoff):
+                    logger.warning("reverted photo %s: processing without any attempt", photo_id)
+                    reports.append(GiveUpReport(GiveUpOutcome.REVERTED, photo_id))
         return reports
 
-    def _give_up(self, photo_id: uuid.UUID, attempt: Row[Any], error: RestoreError) -> GiveUpReport:
-        if repo.attempt_outcome(attempt.s3_key, attempt.params) is not repo.AttemptOutcome.PENDING:
-            logger.info("attempt %s was already settled", attempt.id)
-            return GiveUpReport(GiveUpOutcome.ALREADY_SETTLED, photo_id, attempt.id)
-        # A delivery may have stored the image and died before its commit: don't orphan it.
-        # Deleted before the revert, so a retry of this give-up still finds it.
-        key = restored_key(photo_id, attempt.created_at)
-        if self._storage.exists(key):
-            self._storage.delete(key)
-        with self._engine.begin() as conn:
-            reverted = repo.fail_attempt(
-                conn,
-                photo_id=photo_id,
-                attempt_id=attempt.id,
-                error=error_record(error.code, error.message, kind=error.kind.value),
-            )
+    def _give_up(
+        self,
+        photo_id: uuid.UUID,
+        attempt: Row[Any],
+        error: RestoreError,
+        where: Sequence[ColumnElement[bool]] = (),
+    ) -> GiveUpReport:
+        outcome = repo.attempt_outcome(attempt.s3_key, attempt.params)
+        reverted = False
+        if outcome is repo.AttemptOutcome.PENDING:
+            with self._engine.begin() as conn:
+                reverted = repo.fail_attempt(
+                    conn,
+                    photo_id=photo_id,
+                    attempt_id=attempt.id,
+                    error=error_record(error.code, error.message, kind=error.kind.value),
+                    where=where,
+                )
+            if reverted:
+                outcome = repo.AttemptOutcome.FAILED
+        if outcome is repo.AttemptOutcome.FAILED:
+            # Failed first, deleted second: a delivery racing us can no longer commit this key,
+            # and a retry of this give-up (already failed) still deletes it.
+            discard_restoration_of_failed_attempt(self._storage, photo_id, attempt.created_at)
         if not reverted:
-            logger.info("attempt %s was settled meanwhile", attempt.id)
+            logger.info("attempt %s was already settled (%s)", attempt.id, outcome)
             return GiveUpReport(GiveUpOutcome.ALREADY_SETTLED, photo_id, attempt.id)
         logger.warning("gave up on attempt %s: %s", attempt.id, error.message)
         return GiveUpReport(GiveUpOutcome.REVERTED, photo_id, attempt.id)

@@ -28,7 +28,12 @@ from photo_restore.restore_requests import error_record
 from photo_restore.result_image import as_jpeg
 from photo_restore.settings import Settings
 from photo_restore.siliconflow import SiliconFlowRequest, SiliconFlowResponse
-from photo_restore.storage import ObjectStorage, preprocessed_key, restored_key
+from photo_restore.storage import (
+    ObjectStorage,
+    discard_restoration_of_failed_attempt,
+    preprocessed_key,
+    restored_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +98,15 @@ class RestoreRun:
         except RestoreError as error:
             report.error_code, report.trace_id = error.code, error.trace_id or report.trace_id
             if error.kind is FailureKind.RATE_LIMITED:
-                return self._defer(message, error, report)
+                return self._defer(message, attempt, error, report)
             if error.kind is FailureKind.PERMANENT:
-                return self._fail(message, error, report)
-            self._note_transient_error(message, error)
+                return self._fail(message, attempt, error, report)
+            self._note_transient_error(message, error.code, error.message)
+            raise
+        except Exception as error:
+            # A bug or an unclassified library error: retried like a transient one, and named
+            # (without its details, which may quote SQL or hosts) for the DLQ handler.
+            self._note_transient_error(message, "unexpected_error", type(error).__name__)
             raise
 
     def _start(
@@ -112,13 +122,18 @@ class RestoreRun:
                     raise AttemptNotVisible(f"attempt {message.restore_attempt_id} not found")
                 photo = repo.mark_attempt_started(conn, message.photo_id, attempt.id)
         except SQLAlchemyError as error:
-            raise DependencyUnavailable(f"database unavailable: {error}") from error
+            raise DependencyUnavailable("the database is unavailable") from error
         if photo is None:
             outcome = repo.attempt_outcome(attempt.s3_key, attempt.params)
             if attempt.job_id != message.photo_id:
                 report.details["reason"] = "the attempt belongs to another photo"
             else:
                 report.details["reason"] = f"the attempt is no longer in flight ({outcome})"
+                if outcome is repo.AttemptOutcome.FAILED:
+                    # A delivery that failed it may have died before removing what it stored.
+                    discard_restoration_of_failed_attempt(
+                        self._storage, attempt.job_id, attempt.created_at
+                    )
             logger.info("acknowledging a stale message: %s", report.details["reason"])
             return None
         return attempt, photo
@@ -168,7 +183,7 @@ class RestoreRun:
         except SQLAlchemyError as error:
             # The image stays at its per-attempt key: a retry overwrites it, the DLQ handler
             # deletes it if every retry fails. Nothing is orphaned either way.
-            raise DependencyUnavailable(f"database unavailable: {error}") from error
+            raise DependencyUnavailable("the database is unavailable") from error
         self._discard_temporary(attempt.id)
         if not completed:
             # Settled meanwhile (a concurrent duplicate, the sweeper): keep the image only if
@@ -198,7 +213,9 @@ class RestoreRun:
         except DependencyUnavailable:
             logger.warning("temporary object left for the lifecycle rule", exc_info=True)
 
-    def _fail(self, message: RestoreMessage, error: RestoreError, report: RunReport) -> RunReport:
+    def _fail(
+        self, message: RestoreMessage, attempt: Row[Any], error: RestoreError, report: RunReport
+    ) -> RunReport:
         record = error_record(error.code, error.message, kind=error.kind.value)
         if error.trace_id:
             record["provider_trace_id"] = error.trace_id
@@ -211,16 +228,22 @@ class RestoreRun:
                     error=record,
                 )
         except SQLAlchemyError as db_error:
-            raise DependencyUnavailable(f"database unavailable: {db_error}") from db_error
+            raise DependencyUnavailable("the database is unavailable") from db_error
+        if failed:
+            # An earlier delivery may have stored the image before dying: the attempt is
+            # failed now, so nothing can commit that key any more.
+            discard_restoration_of_failed_attempt(self._storage, attempt.job_id, attempt.created_at)
         self._discard_temporary(message.restore_attempt_id)
         report.outcome = RunOutcome.FAILED if failed else RunOutcome.SKIPPED
         logger.warning("restore failed permanently: %s: %s", error.code, error.message)
         return report
 
-    def _defer(self, message: RestoreMessage, error: RestoreError, report: RunReport) -> RunReport:
+    def _defer(
+        self, message: RestoreMessage, attempt: Row[Any], error: RestoreError, report: RunReport
+    ) -> RunReport:
         """Re-send the message with a delay: changing its visibility would use up a receive."""
         if message.rate_limit_deferrals >= self._settings.max_rate_limit_deferrals:
-            return self._fail(message, error, report)
+            return self._fail(message, attempt, error, report)
         retry_after = error.retry_after_seconds if isinstance(error, ProviderRateLimited) else None
         delay = round(retry_after or self._settings.default_rate_limit_delay_seconds)
         deferred = message.model_copy(
@@ -232,14 +255,14 @@ class RestoreRun:
         report.details["delay_seconds"] = delay
         return report
 
-    def _note_transient_error(self, message: RestoreMessage, error: RestoreError) -> None:
+    def _note_transient_error(self, message: RestoreMessage, code: str, text: str) -> None:
         """Best effort: keep the last transient error so the DLQ handler can say why it gave up."""
         try:
             with self._engine.begin() as conn:
                 repo.merge_attempt_params(
                     conn,
                     message.restore_attempt_id,
-                    {repo.LAST_TRANSIENT_ERROR: error_record(error.code, error.message)},
+                    {repo.LAST_TRANSIENT_ERROR: error_record(code, text)},
                     where=[repo.is_pending()],
                 )
         except SQLAlchemyError:

@@ -23,6 +23,16 @@ def restored_key(job_id: uuid.UUID, attempt_created_at: datetime) -> str:
     return f"restored/{job_id}/{stamp}.jpg"
 
 
+def discard_restoration_of_failed_attempt(
+    storage: ObjectStorage, job_id: uuid.UUID, attempt_created_at: datetime
+) -> None:
+    """A failed attempt owns no image: remove what a delivery stored before it failed.
+
+    Only for attempts already recorded as failed, so no later commit can point at the key.
+    """
+    storage.delete(restored_key(job_id, attempt_created_at))
+
+
 def preprocessed_key(attempt_id: uuid.UUID) -> str:
     return f"{TEMPORARY_PREFIX}preprocessed/{attempt_id}.jpg"
 
@@ -30,6 +40,12 @@ def preprocessed_key(attempt_id: uuid.UUID) -> str:
 def _is_missing(error: ClientError) -> bool:
     code = str(error.response.get("Error", {}).get("Code", ""))
     return code in {"NoSuchKey", "404", "NotFound"}
+
+
+def _unavailable(operation: str, error: Exception) -> DependencyUnavailable:
+    # The message can reach users through params.error: the AWS error code, never more.
+    code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+    return DependencyUnavailable(f"S3 {operation} failed ({code or type(error).__name__})")
 
 
 class ObjectStorage:
@@ -50,30 +66,21 @@ class ObjectStorage:
         except ClientError as error:
             if _is_missing(error):
                 raise OriginalMissing(f"s3://{self.bucket}/{key} does not exist") from error
-            raise DependencyUnavailable(f"S3 read of {key} failed: {error}") from error
+            raise _unavailable("read", error) from error
         except BotoCoreError as error:
-            raise DependencyUnavailable(f"S3 read of {key} failed: {error}") from error
+            raise _unavailable("read", error) from error
 
     def write_jpeg(self, key: str, data: bytes) -> None:
         try:
             self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="image/jpeg")
         except (ClientError, BotoCoreError) as error:
-            raise DependencyUnavailable(f"S3 write of {key} failed: {error}") from error
+            raise _unavailable("write", error) from error
 
     def delete(self, key: str) -> None:
         try:
             self._s3.delete_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError) as error:
-            raise DependencyUnavailable(f"S3 delete of {key} failed: {error}") from error
-
-    def exists(self, key: str) -> bool:
-        try:
-            self._s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as error:
-            if _is_missing(error):
-                return False
-            raise DependencyUnavailable(f"S3 head of {key} failed: {error}") from error
-        return True
+            raise _unavailable("delete", error) from error
 
     def presigned_get_url(self, key: str, *, expires_seconds: int) -> str:
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
