@@ -30,6 +30,15 @@ from photo_restore.settings import Settings
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
+@pytest.fixture(autouse=True)
+def restored_environment() -> Iterator[None]:
+    """Handlers read settings from os.environ: one test's settings must not leak into the next."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     if url := os.environ.get("DATABASE_URL"):

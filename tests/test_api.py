@@ -30,13 +30,13 @@ def api(settings: Settings, engine: Engine) -> Iterator[Call]:
         owner: str | None = None,
         email: str | None = "ada@example.com",
         claims: dict[str, Any] | None = None,
+        edit_event: Callable[[dict[str, Any]], dict[str, Any]] = lambda event: event,
         **kwargs: Any,
     ) -> tuple[int, dict[str, Any]]:
         if claims is None and owner is not None:
             claims = {"sub": owner, "email": email, "aud": "authenticated", "role": "authenticated"}
-        response = module.lambda_handler(
-            http_event(method, path, claims=claims, **kwargs), FakeLambdaContext()
-        )
+        event = edit_event(http_event(method, path, claims=claims, **kwargs))
+        response = module.lambda_handler(event, FakeLambdaContext())
         return response["statusCode"], json.loads(response["body"] or "null")
 
     yield call
@@ -180,3 +180,45 @@ def test_get_photo_shows_status_and_the_pending_attempt(api: Call, engine: Engin
     assert body["latest_attempt"]["restore_attempt_id"] == accepted["restore_attempt_id"]
     assert body["latest_attempt"]["outcome"] == "pending"
     assert body["restored_image_url"] is None
+
+
+def test_a_body_that_is_not_utf8_or_nests_too_deep_is_a_400(api: Call, engine: Engine) -> None:
+    photo = insert_photo(engine)
+    path = f"/photos/{photo.id}/selected-restore"
+    status, body = api("PUT", path, owner=photo.owner_id, raw_body="[" * 100_000)
+    assert (status, body["error"]) == (400, "unreadable_body")
+
+    import base64
+
+    def not_utf8(event: dict[str, Any]) -> dict[str, Any]:
+        event["body"] = base64.b64encode(b'{"restore_attempt_id": "\xff"}').decode()
+        event["isBase64Encoded"] = True
+        return event
+
+    status, body = api("PUT", path, owner=photo.owner_id, body={}, edit_event=not_utf8)
+    assert (status, body["error"]) == (400, "unreadable_body")
+
+
+def test_identity_is_checked_before_any_dependency_is_built(
+    settings: Settings, engine: Engine
+) -> None:
+    """With no identity the answer is 401 even when SSM (or the database) is unreachable."""
+    from tests.handlers import load_handler
+
+    broken = settings.model_copy(update={"database_url_parameter": "/nowhere/database-url"})
+    api = load_handler("api", broken)
+    photo = insert_photo(engine)
+    event = http_event("POST", f"/photos/{photo.id}/restore")
+    assert api.lambda_handler(event, FakeLambdaContext())["statusCode"] == 401
+
+
+def test_an_unreachable_parameter_store_is_a_503(settings: Settings, engine: Engine) -> None:
+    from tests.handlers import load_handler
+
+    broken = settings.model_copy(update={"database_url_parameter": "/nowhere/database-url"})
+    api = load_handler("api", broken)
+    photo = insert_photo(engine)
+    event = http_event("GET", f"/photos/{photo.id}", claims={"sub": photo.owner_id})
+    response = api.lambda_handler(event, FakeLambdaContext())
+    assert response["statusCode"] == 503
+    assert "dependency_unavailable" in response["body"]

@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from photo_restore import wiring
@@ -26,6 +27,8 @@ from photo_restore.views import (
 )
 
 logger = Logger(service="photo-restore-api")
+# The domain package logs through the standard library: same JSON, same correlation keys.
+copy_config_to_registered_loggers(source_logger=logger, include={"photo_restore"})
 app = APIGatewayHttpResolver(enable_validation=True)
 
 
@@ -47,7 +50,8 @@ def current_caller() -> Caller:
 def request_restore(
     photo_id: uuid.UUID, body: Annotated[RestoreRequestBody | None, Body()] = None
 ) -> Response[RestoreAccepted]:
-    accepted = wiring.restore_requests().request_restore(current_caller(), photo_id)
+    caller = current_caller()
+    accepted = wiring.restore_requests().request_restore(caller, photo_id)
     logger.append_keys(photo_id=str(photo_id), restore_attempt_id=str(accepted.restore_attempt_id))
     logger.info("restore accepted")
     return Response(202, content_types.APPLICATION_JSON, accepted)
@@ -55,19 +59,20 @@ def request_restore(
 
 @app.get("/photos/<photo_id>", responses=ERROR_RESPONSES)
 def get_photo(photo_id: uuid.UUID) -> PhotoView:
-    return wiring.restore_requests().get_photo(current_caller(), photo_id)
+    caller = current_caller()
+    return wiring.restore_requests().get_photo(caller, photo_id)
 
 
 @app.get("/photos/<photo_id>/restores", responses=ERROR_RESPONSES)
 def list_restores(photo_id: uuid.UUID) -> AttemptList:
-    return wiring.restore_requests().list_restores(current_caller(), photo_id)
+    caller = current_caller()
+    return wiring.restore_requests().list_restores(caller, photo_id)
 
 
 @app.put("/photos/<photo_id>/selected-restore", responses=ERROR_RESPONSES)
 def select_restore(photo_id: uuid.UUID, body: SelectRestoreBody) -> SelectedRestore:
-    return wiring.restore_requests().select_restore(
-        current_caller(), photo_id, body.restore_attempt_id
-    )
+    caller = current_caller()
+    return wiring.restore_requests().select_restore(caller, photo_id, body.restore_attempt_id)
 
 
 @app.exception_handler(RestoreError)  # type: ignore[untyped-decorator]
@@ -79,6 +84,15 @@ def restore_error(error: RestoreError) -> Response[str]:
     return Response(error.http_status, content_types.APPLICATION_JSON, body.model_dump_json())
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@app.exception_handler([UnicodeDecodeError, RecursionError])  # type: ignore[untyped-decorator]
+def unreadable_body(error: Exception) -> Response[str]:
+    """Bytes that are not UTF-8, or JSON nested past Python's limit: the client's error."""
+    body = ErrorBody(error="unreadable_body", message="the body is not readable JSON")
+    return Response(400, content_types.APPLICATION_JSON, body.model_dump_json())
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
+)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

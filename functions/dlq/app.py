@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -18,6 +19,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from photo_restore import wiring
 
 logger = Logger(service="photo-restore-dlq")
+# The domain package logs through the standard library: same JSON, same correlation keys.
+copy_config_to_registered_loggers(source_logger=logger, include={"photo_restore"})
 metrics = Metrics(service="photo-restore-dlq")
 tracer = Tracer(service="photo-restore-dlq")
 processor = BatchProcessor(event_type=EventType.SQS)

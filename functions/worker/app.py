@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -22,6 +23,8 @@ from photo_restore.queue import RestoreMessage
 from photo_restore.restore_runs import RunOutcome, RunReport
 
 logger = Logger(service="photo-restore-worker")
+# The domain package logs through the standard library: same JSON, same correlation keys.
+copy_config_to_registered_loggers(source_logger=logger, include={"photo_restore"})
 metrics = Metrics(service="photo-restore-worker")
 tracer = Tracer(service="photo-restore-worker")
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -44,7 +47,9 @@ def run_record(record: SQSRecord) -> None:
         metrics.add_metric(name="QueueAgeSeconds", unit=MetricUnit.Seconds, value=age)
     try:
         report = wiring.restore_run().run(message)
-    except Exception:
+    except Exception as error:
+        # SiliconFlow support asks for the trace id, failures above all.
+        logger.append_keys(provider_trace_id=getattr(error, "trace_id", None))
         logger.warning("restore failed transiently; SQS will redeliver it", exc_info=True)
         metrics.add_metric(name="RestoreRetried", unit=MetricUnit.Count, value=1)
         raise

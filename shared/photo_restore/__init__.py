@@ -1,1 +1,6 @@
-"""Photo restoration domain package: kept free of imports so each Lambda loads only what it uses."""
+"""Photo restoration domain package; nothing heavy is imported here: each Lambda loads what it uses."""
+
+import logging
+
+# Registered here so each handler can give the package's loggers its JSON format at import.
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from photo_restore.errors import DependencyUnavailable
 from photo_restore.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -24,7 +25,11 @@ SECRET_MAX_AGE_SECONDS = 300
 def _parameter(name: str) -> str:
     from aws_lambda_powertools.utilities import parameters
 
-    return str(parameters.get_parameter(name, decrypt=True, max_age=SECRET_MAX_AGE_SECONDS))
+    try:
+        return str(parameters.get_parameter(name, decrypt=True, max_age=SECRET_MAX_AGE_SECONDS))
+    except parameters.exceptions.GetParameterError as error:
+        # SSM throttled or unreachable: a retryable outage (503, or an SQS redelivery).
+        raise DependencyUnavailable(f"could not read the parameter {name}") from error
 
 
 def database_url(settings: Settings) -> str:
