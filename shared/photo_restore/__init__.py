@@ -1,4 +1,4 @@
-"""Photo restoration domain package; nothing heavy is imported here: each Lambda loads what it uses."""
+"""Photo restoration domain package; nothing heavy imported here: each Lambda loads what it uses."""
 
 import logging
 
