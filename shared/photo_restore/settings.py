@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PROMPT = (
@@ -64,6 +64,21 @@ class Settings(BaseSettings):
     siliconflow_allow_private_urls: bool = False
     result_max_bytes: int = 40 * 1024 * 1024
     result_download_timeout_seconds: float = 30.0
+
+    @model_validator(mode="after")
+    def _provider_calls_fit_in_the_worker_timeout(self) -> Settings:
+        """A client that outlives its Lambda leaves SQS to guess: refuse such settings early."""
+        tries = self.siliconflow_max_retries + 1
+        budget = (
+            tries * (self.siliconflow_connect_timeout_seconds + self.siliconflow_read_timeout_seconds)
+            + self.result_download_timeout_seconds
+        )
+        if budget >= self.worker_timeout_seconds:
+            raise ValueError(
+                f"SiliconFlow calls may take {budget:.0f} s ({tries} tries x (connect + read) + "
+                f"result download), not below WORKER_TIMEOUT_SECONDS={self.worker_timeout_seconds}"
+            )
+        return self
 
     @property
     def stuck_after_seconds(self) -> int:
