@@ -63,14 +63,19 @@ def test_failed_restorations_are_re_run_as_new_attempts(pipeline: Pipeline) -> N
     requests = pipeline.api.wiring.restore_requests()
 
     preview = rerun_failed_restores(
-        pipeline.engine, requests, since=AN_HOUR_AGO, codes=["retries_exhausted"], dry_run=True
+        pipeline.engine,
+        requests,
+        since=AN_HOUR_AGO,
+        codes=["retries_exhausted"],
+        photo_ids=[photo.id],
+        dry_run=True,
     )
     mine = [r for r in preview if r.photo_id == photo.id]
     assert [(r.failed_attempt_id, r.new_attempt_id) for r in mine] == [(failed_attempt, None)]
     assert pipeline.photo(photo.id).status == "uploaded"
 
     results = rerun_failed_restores(
-        pipeline.engine, requests, since=AN_HOUR_AGO, codes=["retries_exhausted"]
+        pipeline.engine, requests, since=AN_HOUR_AGO, photo_ids=[photo.id]
     )
     [rerun] = [r for r in results if r.photo_id == photo.id]
     assert rerun.new_attempt_id is not None
@@ -79,7 +84,9 @@ def test_failed_restorations_are_re_run_as_new_attempts(pipeline: Pipeline) -> N
     assert pipeline.photo(photo.id).status == "ready"
     assert pipeline.attempt(rerun.new_attempt_id).s3_key != "pending"
     # Run again: nothing failed any more, so nothing is re-run.
-    again = rerun_failed_restores(pipeline.engine, requests, since=AN_HOUR_AGO)
+    again = rerun_failed_restores(
+        pipeline.engine, requests, since=AN_HOUR_AGO, photo_ids=[photo.id]
+    )
     assert photo.id not in [r.photo_id for r in again]
 
 
@@ -91,6 +98,9 @@ def test_a_re_run_never_claims_a_photo_the_user_already_re_requested(pipeline: P
     pipeline.request_restore(photo)  # the user retries: processing again
 
     results = rerun_failed_restores(
-        pipeline.engine, pipeline.api.wiring.restore_requests(), since=AN_HOUR_AGO
+        pipeline.engine,
+        pipeline.api.wiring.restore_requests(),
+        since=AN_HOUR_AGO,
+        photo_ids=[photo.id],
     )
     assert photo.id not in [r.photo_id for r in results]  # its newest attempt is pending

@@ -16,10 +16,9 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from photo_restore import wiring
-from photo_restore.queue import RestoreMessage
+from photo_restore.queue import parse_restore_message
 from photo_restore.restore_runs import RunOutcome, RunReport
 
 logger = Logger(service="photo-restore-worker")
@@ -33,9 +32,8 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @tracer.capture_method
 def run_record(record: SQSRecord) -> None:
     """Raising marks only this record failed; SQS redelivers it after its visibility timeout."""
-    try:
-        message = RestoreMessage.model_validate_json(record.body)
-    except ValidationError:
+    message = parse_restore_message(record.body)
+    if message is None:
         logger.error("acknowledging a message that is not a restore message", body=record.body)
         metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
         return

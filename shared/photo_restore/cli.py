@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     failed = redrive.add_parser("failed", help="a new attempt for photos whose last one failed")
     failed.add_argument("--since-hours", type=float, default=24.0)
     failed.add_argument("--code", action="append", help="only these error codes (repeatable)")
+    failed.add_argument("--photo", action="append", type=uuid.UUID, help="only these photo ids")
     failed.add_argument("--dry-run", action="store_true")
 
     commands.add_parser("sweep", help="settle photos stuck in processing (the scheduled sweeper)")
@@ -97,6 +99,7 @@ def _redrive(args: argparse.Namespace) -> int:
         wiring.restore_requests(),
         since=since,
         codes=args.code,
+        photo_ids=args.photo,
         dry_run=args.dry_run,
     )
     for result in results:

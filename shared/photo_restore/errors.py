@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
+
+
+def error_record(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The shape of `params.error`, the same wherever an attempt fails."""
+    return {"code": code, "message": message, "at": datetime.now(UTC).isoformat(), **extra}
 
 
 class FailureKind(StrEnum):

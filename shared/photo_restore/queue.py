@@ -6,7 +6,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from photo_restore.errors import QueueUnavailable
 
@@ -26,6 +26,14 @@ class RestoreMessage(BaseModel):
     restore_attempt_id: uuid.UUID
     # How often a provider rate limit already deferred this work (bounded by settings).
     rate_limit_deferrals: int = Field(default=0, ge=0)
+
+
+def parse_restore_message(body: str) -> RestoreMessage | None:
+    """The message in an SQS body; None for anything else, which no retry can ever fix."""
+    try:
+        return RestoreMessage.model_validate_json(body)
+    except ValidationError:
+        return None
 
 
 class RestoreQueue:

@@ -53,6 +53,7 @@ def rerun_failed_restores(
     *,
     since: datetime,
     codes: Sequence[str] | None = None,
+    photo_ids: Sequence[uuid.UUID] | None = None,
     dry_run: bool = False,
 ) -> list[RerunResult]:
     """A new attempt for each photo whose newest attempt failed, claimed as its owner would.
@@ -61,7 +62,9 @@ def rerun_failed_restores(
     (now processing) is refused, never restored twice.
     """
     with engine.connect() as conn:
-        failed = repo.find_failed_newest_attempts(conn, since=since, codes=codes)
+        failed = repo.find_failed_newest_attempts(
+            conn, since=since, codes=codes, photo_ids=photo_ids
+        )
     results = []
     for row in failed:
         if dry_run:

@@ -124,9 +124,13 @@ def find_stuck_photo_ids(conn: Connection, claimed_before: datetime) -> Sequence
 
 
 def find_failed_newest_attempts(
-    conn: Connection, *, since: datetime, codes: Sequence[str] | None = None
+    conn: Connection,
+    *,
+    since: datetime,
+    codes: Sequence[str] | None = None,
+    photo_ids: Sequence[uuid.UUID] | None = None,
 ) -> Sequence[Row[Any]]:
-    """Photos whose newest attempt failed since `since` (optionally with one of `codes`)."""
+    """Photos whose newest attempt failed since `since`, optionally narrowed by code or photo."""
     newest = (
         select(restore_attempts)
         .ext(distinct_on(restore_attempts.c.job_id))
@@ -146,6 +150,8 @@ def find_failed_newest_attempts(
     )
     if codes:
         statement = statement.where(error["code"].astext.in_(list(codes)))
+    if photo_ids:
+        statement = statement.where(newest.c.job_id.in_(list(photo_ids)))
     return conn.execute(statement).all()
 
 

@@ -10,13 +10,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Engine, Row
 
 from photo_restore import repository as repo
-from photo_restore.errors import RestoreError, RetriesExhausted, StuckInProcessing
-from photo_restore.queue import RestoreMessage
-from photo_restore.restore_requests import error_record
+from photo_restore.errors import RestoreError, RetriesExhausted, StuckInProcessing, error_record
+from photo_restore.queue import parse_restore_message
 from photo_restore.settings import Settings
 from photo_restore.storage import ObjectStorage, discard_restoration_of_failed_attempt
 
@@ -53,9 +51,8 @@ class RestoreGiveUp:
 
     def settle_dead_message(self, body: str, *, receive_count: int | None = None) -> GiveUpReport:
         """Revert the photo if this message's attempt is still in flight; idempotent."""
-        try:
-            message = RestoreMessage.model_validate_json(body)
-        except ValidationError:
+        message = parse_restore_message(body)
+        if message is None:
             logger.error("dropping a dead message that is not a restore message: %.200s", body)
             return GiveUpReport(GiveUpOutcome.MALFORMED)
         with self._engine.connect() as conn:

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row
@@ -22,6 +21,7 @@ from photo_restore.errors import (
     QueueUnavailable,
     RestoreAttemptNotFound,
     RestoreNotSucceeded,
+    error_record,
 )
 from photo_restore.queue import RestoreMessage, RestoreQueue
 from photo_restore.settings import Settings
@@ -44,11 +44,6 @@ class Caller:
 
     user_id: str
     email: str | None
-
-
-def error_record(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    """The shape of `params.error`, the same wherever an attempt fails."""
-    return {"code": code, "message": message, "at": datetime.now(UTC).isoformat(), **extra}
 
 
 def initial_attempt_params(settings: Settings) -> dict[str, Any]:

@@ -21,10 +21,10 @@ from photo_restore.errors import (
     FailureKind,
     ProviderRateLimited,
     RestoreError,
+    error_record,
 )
 from photo_restore.preprocess import ImagePreprocessResult
 from photo_restore.queue import RestoreMessage, RestoreQueue
-from photo_restore.restore_requests import error_record
 from photo_restore.result_image import as_jpeg
 from photo_restore.settings import Settings
 from photo_restore.siliconflow import SiliconFlowRequest, SiliconFlowResponse

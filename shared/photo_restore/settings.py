@@ -70,7 +70,8 @@ class Settings(BaseSettings):
         """A client that outlives its Lambda leaves SQS to guess: refuse such settings early."""
         tries = self.siliconflow_max_retries + 1
         budget = (
-            tries * (self.siliconflow_connect_timeout_seconds + self.siliconflow_read_timeout_seconds)
+            tries
+            * (self.siliconflow_connect_timeout_seconds + self.siliconflow_read_timeout_seconds)
             + self.result_download_timeout_seconds
         )
         if budget >= self.worker_timeout_seconds:

@@ -322,7 +322,12 @@ def _make_handler(gateway: HttpGateway) -> type[BaseHTTPRequestHandler]:
             split = urlsplit(self.path)
             path = split.path or "/"
             limit = backend.max_upload_bytes if path == UPLOAD_PATH else API_PAYLOAD_LIMIT
-            length = int(self.headers.get("Content-Length") or 0)
+            declared = self.headers.get("Content-Length") or "0"
+            if not declared.isdigit():  # negative or garbage: never read on a client's word
+                self.close_connection = True
+                self._send_json(400, {"message": "Bad Request"})
+                return
+            length = int(declared)
             if length > limit:
                 self.close_connection = True  # the unread body makes the connection unusable
                 self._send_json(413, {"message": "Request Entity Too Large"})
