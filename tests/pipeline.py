@@ -66,6 +66,13 @@ class Pipeline:
             wait_seconds=0,
         )
 
+    def reload_worker(self, **overrides: Any) -> None:
+        """A new worker container with some settings changed (the API and DLQ keep theirs)."""
+        from tests.handlers import load_handler
+
+        self.worker = load_handler("worker", self.settings.model_copy(update=overrides))
+        self.__post_init__()
+
     def add_photo(self, original: bytes, **kwargs: Any) -> StoredPhoto:
         return insert_photo(
             self.engine, original=original, s3=self.s3, bucket=self.settings.bucket_name, **kwargs

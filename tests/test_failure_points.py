@@ -169,15 +169,20 @@ def crashing_run(pipeline: Pipeline) -> Any:
     )
 
 
-def test_a_crash_between_storing_and_committing_is_retried_without_orphans(
-    pipeline: Pipeline,
-) -> None:
+def crash_after_storing(pipeline: Pipeline) -> tuple[StoredPhoto, uuid.UUID, RestoreMessage]:
+    """A restore whose first delivery stored its image and died before committing."""
     photo = pipeline.add_photo(old_photo())
     attempt_id = pipeline.request_restore(photo)
     message = RestoreMessage(photo_id=photo.id, restore_attempt_id=attempt_id)
-
     with pytest.raises(SimulatedCrash):
         crashing_run(pipeline).run(message)
+    return photo, attempt_id, message
+
+
+def test_a_crash_between_storing_and_committing_is_retried_without_orphans(
+    pipeline: Pipeline,
+) -> None:
+    photo, attempt_id, _ = crash_after_storing(pipeline)
     [stored_before_crash] = pipeline.restored_keys(photo.id)
     assert pipeline.photo(photo.id).status == "processing"
 
@@ -192,11 +197,7 @@ def test_a_crash_between_storing_and_committing_is_retried_without_orphans(
 def test_a_stored_image_whose_retries_all_fail_is_deleted_by_the_dlq_handler(
     pipeline: Pipeline,
 ) -> None:
-    photo = pipeline.add_photo(old_photo())
-    attempt_id = pipeline.request_restore(photo)
-    message = RestoreMessage(photo_id=photo.id, restore_attempt_id=attempt_id)
-    with pytest.raises(SimulatedCrash):
-        crashing_run(pipeline).run(message)
+    photo, attempt_id, message = crash_after_storing(pipeline)
     assert len(pipeline.restored_keys(photo.id)) == 1
 
     report = pipeline.dlq.wiring.restore_giveup().settle_dead_message(message.model_dump_json())
@@ -279,11 +280,7 @@ def test_an_unreachable_database_is_a_503_for_every_use_case(settings: Settings,
 def test_a_stored_image_is_deleted_when_the_retry_fails_permanently(pipeline: Pipeline) -> None:
     from photo_restore.local.siliconflow_standin import Behaviour
 
-    photo = pipeline.add_photo(old_photo())
-    attempt_id = pipeline.request_restore(photo)
-    message = RestoreMessage(photo_id=photo.id, restore_attempt_id=attempt_id)
-    with pytest.raises(SimulatedCrash):
-        crashing_run(pipeline).run(message)
+    photo, attempt_id, _ = crash_after_storing(pipeline)
     assert len(pipeline.restored_keys(photo.id)) == 1
 
     pipeline.standin.enqueue(Behaviour.error(400, "refused on the retry"))
@@ -297,11 +294,7 @@ def test_a_stored_image_is_deleted_when_the_retry_fails_permanently(pipeline: Pi
 def test_a_late_message_of_a_failed_attempt_removes_what_a_dead_delivery_left(
     pipeline: Pipeline,
 ) -> None:
-    photo = pipeline.add_photo(old_photo())
-    attempt_id = pipeline.request_restore(photo)
-    message = RestoreMessage(photo_id=photo.id, restore_attempt_id=attempt_id)
-    with pytest.raises(SimulatedCrash):
-        crashing_run(pipeline).run(message)
+    photo, attempt_id, message = crash_after_storing(pipeline)
     giveup = pipeline.dlq.wiring.restore_giveup()
     # The give-up failed the attempt; pretend its delete was lost, and a copy arrives later.
     giveup.settle_dead_message(message.model_dump_json())

@@ -102,14 +102,8 @@ def test_exif_rotated_originals_are_submitted_upright(pipeline: Pipeline) -> Non
     assert preprocessed["submitted_dimensions"] == [400, 600]
 
 
-def test_data_uri_transport_needs_no_reachable_bucket(
-    pipeline: Pipeline, pipeline_settings: Any
-) -> None:
-    from tests.handlers import load_handler
-
-    settings = pipeline_settings.model_copy(update={"image_transport": "data_uri"})
-    pipeline.worker = load_handler("worker", settings)
-    pipeline.__post_init__()
+def test_data_uri_transport_needs_no_reachable_bucket(pipeline: Pipeline) -> None:
+    pipeline.reload_worker(image_transport="data_uri")
     photo = pipeline.add_photo(old_photo())
     pipeline.request_restore(photo)
     pipeline.drain()
@@ -264,14 +258,8 @@ def test_rate_limits_defer_without_using_up_the_message_receives(pipeline: Pipel
     assert queue_size(pipeline.sqs, pipeline.settings.dlq_url) == 0
 
 
-def test_endless_rate_limiting_ends_in_a_classified_failure(
-    pipeline: Pipeline, pipeline_settings: Any
-) -> None:
-    from tests.handlers import load_handler
-
-    settings = pipeline_settings.model_copy(update={"max_rate_limit_deferrals": 1})
-    pipeline.worker = load_handler("worker", settings)
-    pipeline.__post_init__()
+def test_endless_rate_limiting_ends_in_a_classified_failure(pipeline: Pipeline) -> None:
+    pipeline.reload_worker(max_rate_limit_deferrals=1)
     photo = pipeline.add_photo(old_photo())
     attempt_id = pipeline.request_restore(photo)
     pipeline.standin.enqueue(*[Behaviour.rate_limited(retry_after=1) for _ in range(3)])
@@ -405,14 +393,8 @@ def test_restores_are_listed_newest_first_and_any_succeeded_one_can_be_selected(
     assert foreign[0] == 404
 
 
-def test_provider_timeouts_are_transient_and_retried(
-    pipeline: Pipeline, pipeline_settings: Any
-) -> None:
-    from tests.handlers import load_handler
-
-    settings = pipeline_settings.model_copy(update={"siliconflow_read_timeout_seconds": 0.5})
-    pipeline.worker = load_handler("worker", settings)
-    pipeline.__post_init__()
+def test_provider_timeouts_are_transient_and_retried(pipeline: Pipeline) -> None:
+    pipeline.reload_worker(siliconflow_read_timeout_seconds=0.5)
     photo = pipeline.add_photo(old_photo())
     attempt_id = pipeline.request_restore(photo)
     pipeline.standin.enqueue(Behaviour.hang(2), Behaviour.hang(2))
