@@ -75,3 +75,36 @@ def test_32_concurrent_restore_requests_on_one_photo_give_one_202_and_31_409(
     ).get("Messages"):
         messages += [json.loads(m["Body"]) for m in batch]
     assert sorted(m["photo_id"] for m in messages) == sorted(str(p) for p in photo_ids)
+
+
+def test_32_concurrent_http_requests_through_the_api_handler_give_one_202(
+    engine: Engine, settings: Settings, sqs: Any
+) -> None:
+    """The same race through HTTP API events: each thread is its own container (module)."""
+    from photo_restore.local.functions import functions_dir, load_handler_module
+    from tests.handlers import load_handler
+    from tests.http_events import FakeLambdaContext, http_event
+
+    load_handler("api", settings.model_copy(update={"database_pool_size": REQUESTS}))
+    containers = [load_handler_module("api", functions_dir()) for _ in range(REQUESTS)]
+    photo = insert_photo(engine, status="ready")
+    start = threading.Barrier(REQUESTS)
+
+    def post(container: Any) -> int:
+        event = http_event("POST", f"/photos/{photo.id}/restore", claims={"sub": photo.owner_id})
+        start.wait()
+        return int(container.lambda_handler(event, FakeLambdaContext())["statusCode"])
+
+    with ThreadPoolExecutor(REQUESTS) as pool:
+        statuses = sorted(pool.map(post, containers))
+
+    assert statuses == [202] + [409] * (REQUESTS - 1)
+    with engine.connect() as conn:
+        count = conn.execute(
+            select(func.count())
+            .select_from(restore_attempts)
+            .where(restore_attempts.c.job_id == photo.id)
+        ).scalar()
+    assert count == 1
+    messages = sqs.receive_message(QueueUrl=settings.queue_url, MaxNumberOfMessages=10)
+    assert len(messages.get("Messages", [])) == 1

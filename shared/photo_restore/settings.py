@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     # "verify" checks the server certificate (RDS: set database_ssl_ca_file to its CA bundle).
     database_ssl_mode: Literal["verify", "require", "disable"] = "verify"
     database_ssl_ca_file: str | None = None
+    # A Lambda container serves one request at a time: one connection. Local servers want more.
+    database_pool_size: int = Field(default=1, ge=1)
     queue_url: str = ""
     dlq_url: str = ""
     bucket_name: str = "photo-restore-local"

@@ -53,6 +53,7 @@ def database_engine() -> Engine:
         database_url(settings),
         ssl_mode=settings.database_ssl_mode,
         ssl_ca_file=settings.database_ssl_ca_file,
+        pool_size=settings.database_pool_size,
     )
 
 
