@@ -22,6 +22,12 @@ from tests.conftest import insert_photo
 REQUESTS = 32
 
 
+def attempt_count(engine: Engine, photo_id: uuid.UUID) -> int:
+    with engine.connect() as conn:
+        statement = select(func.count()).where(restore_attempts.c.job_id == photo_id)
+        return int(conn.execute(statement).scalar_one())
+
+
 def race(requests: RestoreRequests, caller: Caller, photo_id: uuid.UUID) -> list[Any]:
     """REQUESTS threads, each on its own pooled connection, released at the same instant."""
     start = threading.Barrier(REQUESTS)
@@ -61,13 +67,7 @@ def test_32_concurrent_restore_requests_on_one_photo_give_one_202_and_31_409(
         # A loser's UPDATE waits for the winner's row lock, then sees its commit: every 409
         # names the winning attempt.
         assert {c.restore_attempt_id for c in conflicts} == {winner}
-        with engine.connect() as conn:
-            count = conn.execute(
-                select(func.count())
-                .select_from(restore_attempts)
-                .where(restore_attempts.c.job_id == photo.id)
-            ).scalar()
-        assert count == 1
+        assert attempt_count(engine, photo.id) == 1
 
     messages = []
     while batch := sqs.receive_message(
@@ -99,12 +99,6 @@ def test_32_concurrent_http_requests_through_the_api_handler_give_one_202(
         statuses = sorted(pool.map(post, containers))
 
     assert statuses == [202] + [409] * (REQUESTS - 1)
-    with engine.connect() as conn:
-        count = conn.execute(
-            select(func.count())
-            .select_from(restore_attempts)
-            .where(restore_attempts.c.job_id == photo.id)
-        ).scalar()
-    assert count == 1
+    assert attempt_count(engine, photo.id) == 1
     messages = sqs.receive_message(QueueUrl=settings.queue_url, MaxNumberOfMessages=10)
     assert len(messages.get("Messages", [])) == 1
