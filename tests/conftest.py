@@ -25,6 +25,7 @@ from photo_restore.local.services import (
 )
 from photo_restore.models import photos
 from photo_restore.settings import Settings
+from photo_restore.storage import original_key
 
 # moto's server logs every request: keep test output about our code.
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -116,7 +117,7 @@ def insert_photo(
     """Test data as the existing app would have written it (rows only, and the S3 original)."""
     photo_id = photo_id or uuid.uuid4()
     owner_id = owner_id or f"user-{uuid.uuid4()}"
-    key = f"originals/{owner_id}/{photo_id}.bin"
+    key = original_key(owner_id, photo_id, ".bin")
     with engine.begin() as conn:
         conn.execute(
             insert(photos).values(

@@ -34,6 +34,10 @@ PENDING_S3_KEY = "pending"
 LAST_TRANSIENT_ERROR = "last_transient_error"
 
 
+# A job's attempts, newest first; the first is the one a `processing` photo waits for.
+NEWEST_FIRST = (restore_attempts.c.created_at.desc(), restore_attempts.c.id.desc())
+
+
 class AttemptOutcome(StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
@@ -53,7 +57,7 @@ def _newest_attempt_id_of(job_id: ColumnElement[uuid.UUID]) -> ColumnElement[uui
     return (
         select(restore_attempts.c.id)
         .where(restore_attempts.c.job_id == job_id)
-        .order_by(restore_attempts.c.created_at.desc(), restore_attempts.c.id.desc())
+        .order_by(*NEWEST_FIRST)
         .limit(1)
         .scalar_subquery()
     )
@@ -101,7 +105,7 @@ def newest_attempt(conn: Connection, job_id: uuid.UUID) -> Row[Any] | None:
     statement = (
         select(restore_attempts)
         .where(restore_attempts.c.job_id == job_id)
-        .order_by(restore_attempts.c.created_at.desc(), restore_attempts.c.id.desc())
+        .order_by(*NEWEST_FIRST)
         .limit(1)
     )
     return conn.execute(statement).one_or_none()
@@ -109,9 +113,7 @@ def newest_attempt(conn: Connection, job_id: uuid.UUID) -> Row[Any] | None:
 
 def list_attempts(conn: Connection, job_id: uuid.UUID) -> Sequence[Row[Any]]:
     statement = (
-        select(restore_attempts)
-        .where(restore_attempts.c.job_id == job_id)
-        .order_by(restore_attempts.c.created_at.desc(), restore_attempts.c.id.desc())
+        select(restore_attempts).where(restore_attempts.c.job_id == job_id).order_by(*NEWEST_FIRST)
     )
     return conn.execute(statement).all()
 
@@ -134,11 +136,7 @@ def find_failed_newest_attempts(
     newest = (
         select(restore_attempts)
         .ext(distinct_on(restore_attempts.c.job_id))
-        .order_by(
-            restore_attempts.c.job_id,
-            restore_attempts.c.created_at.desc(),
-            restore_attempts.c.id.desc(),
-        )
+        .order_by(restore_attempts.c.job_id, *NEWEST_FIRST)
         .subquery()
     )
     error = cast(newest.c.params, JSONB)["error"]

@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 TEMPORARY_PREFIX = "tmp/"
 
 
+def original_key(owner_id: str, photo_id: uuid.UUID, extension: str) -> str:
+    """Where the existing app's upload stores an original (template: OriginalsPrefix)."""
+    return f"originals/{owner_id}/{photo_id}{extension}"
+
+
 def restored_key(job_id: uuid.UUID, attempt_created_at: datetime) -> str:
     """`restored/{job_id}/{timestamp}.jpg`, fixed per attempt: a retry overwrites, never orphans."""
     stamp = attempt_created_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -62,7 +67,7 @@ class ObjectStorage:
             if size > max_bytes:
                 response["Body"].close()
                 raise ImageTooLarge(f"{key} is {size} bytes; the limit is {max_bytes}")
-            return response["Body"].read(max_bytes + 1)[:max_bytes]
+            return response["Body"].read()
         except ClientError as error:
             if _is_missing(error):
                 raise OriginalMissing(f"s3://{self.bucket}/{key} does not exist") from error

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, insert
 from photo_restore.models import photos
 from photo_restore.preprocess import sniff_format
 from photo_restore.status import PhotoStatus
+from photo_restore.storage import original_key
 
 DEMO_USER_ID = "local-demo-user"
 DEMO_USER_EMAIL = "demo@example.com"
@@ -78,7 +79,7 @@ def upload_photo(
         accepted = ", ".join(sorted(EXTENSIONS))
         raise UnsupportedUpload(f"not an accepted image type (accepted: {accepted})")
     photo_id = uuid.uuid4()
-    key = f"originals/{owner_id}/{photo_id}{EXTENSIONS[mime_type]}"
+    key = original_key(owner_id, photo_id, EXTENSIONS[mime_type])
     # Object first: a row must never point at an original that is not there.
     s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=mime_type)
     with engine.begin() as conn:
