@@ -1,36 +1,46 @@
 # Two commands matter: `make demo` (the whole pipeline locally) and `make test` (what CI runs).
-# Both create .venv and install what they need; only Python 3.11+ and make are required.
+# Both create .venv and install what they need; only make and a Python of Lambda's runtime
+# version (python3.13) are required: make/find-python looks on PATH, then in pyenv.
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PYTHON_VERSION := 3.13
 VENV := .venv
 BIN := $(VENV)/bin
-INSTALLED := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
-# sam (and `sam build` without Docker, which needs python3.11) must come from the venv.
+# Reinstall when the project or a layer's pins change: the dev install is constrained to them.
+PINS := pyproject.toml layers/core/requirements.txt layers/imaging/requirements.txt
+INSTALLED := $(VENV)/.installed-$(shell cat $(PINS) | cksum | cut -d' ' -f1)
+# sam (and `sam build` without Docker, which needs a python3.13 on PATH) come from the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo serve test lint typecheck pytest openapi bench clean
+IMAGE ?=
+PORT ?= 3000
 
-$(INSTALLED): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+.PHONY: install demo serve test test-unit lint typecheck pytest openapi bench clean
+
+$(INSTALLED): $(PINS)
+	python=$$(make/find-python $(PYTHON_VERSION)) && $$python -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' \
+		-c layers/core/requirements.txt -c layers/imaging/requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(INSTALLED)
 
 demo: install
-	$(BIN)/photo-restore demo $(IMAGE)
+	$(BIN)/photo-restore demo $(if $(IMAGE),"$(IMAGE)")
 
 serve: install
-	$(BIN)/photo-restore serve
+	$(BIN)/photo-restore serve --port $(PORT)
 
 test: install lint typecheck pytest
+
+test-unit: install
+	$(BIN)/pytest tests/unit
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The package, then each handler on its own (every one is a module named `app`).
+# The packages and tests, then each handler on its own (every one is a module named `app`).
 typecheck: install
 	$(BIN)/mypy
 	for handler in functions/*/app.py; do $(BIN)/mypy $$handler || exit 1; done

@@ -1,6 +1,6 @@
 # SAM targets, included by the main Makefile (`include make/sam.mk`), whose `install` target
 # creates the venv first.
-# sam runs from the project venv: without Docker, `sam build` needs a python3.11 on PATH.
+# sam runs from the project venv: without Docker, `sam build` needs a python3.13 on PATH.
 SAM_VENV ?= .venv
 SAM_PATH := $(abspath $(SAM_VENV))/bin:$(PATH)
 SAM ?= env PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0 sam

@@ -51,7 +51,7 @@ def function_sys_path(function: str, build_dir: Path = DEFAULT_BUILD_DIR) -> lis
 
 
 def sam_command() -> list[str] | None:
-    """`sam` from the project's venv (it needs a python3.11 beside it), else from PATH."""
+    """`sam` from the project's venv (it needs a python3.13 beside it), else from PATH."""
     venv_bin = Path(sys.executable).parent
     found = shutil.which("sam", path=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}")
     return [found] if found else None

@@ -200,11 +200,11 @@ def test_http_api_requires_a_supabase_jwt_on_every_route(resources: dict[str, An
 # --- Functions -------------------------------------------------------------------------------
 
 
-def test_functions_run_python_3_11_from_their_folders(
+def test_functions_run_python_3_13_from_their_folders(
     template: dict[str, Any], resources: dict[str, Any]
 ) -> None:
     globals_ = template["Globals"]["Function"]
-    assert globals_["Runtime"] == "python3.11"
+    assert globals_["Runtime"] == "python3.13"
     assert globals_["Handler"] == "app.lambda_handler"
     assert globals_["Tracing"] == "Active"
     assert len(globals_["Architectures"]) == 1
@@ -239,9 +239,9 @@ def test_layers_are_built_by_sam_for_the_functions_runtime_and_architecture(
     for name, uri in content.items():
         layer = resources[name]
         assert layer["Properties"]["ContentUri"] == uri
-        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.11"]
+        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
         assert layer["Properties"]["CompatibleArchitectures"] == [architecture]
-        assert layer["Metadata"] == {"BuildMethod": "python3.11", "BuildArchitecture": architecture}
+        assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": architecture}
 
 
 def requirement_names(path: Path) -> set[str]:
@@ -256,6 +256,27 @@ def test_imaging_packages_are_only_in_the_imaging_layer() -> None:
     assert not core & imaging
     assert {"aws-lambda-powertools", "sqlalchemy", "pg8000", "pydantic-settings"} <= core
     assert requirement_names(ROOT / "shared/requirements.txt") == set()
+
+
+def pinned_versions(path: Path) -> dict[str, str]:
+    lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
+    return dict(line.split("==") for line in lines if line)
+
+
+@pytest.mark.parametrize("layer", ["core", "imaging"])
+def test_the_dev_venv_runs_exactly_the_versions_the_layers_ship(layer: str) -> None:
+    from importlib.metadata import version
+
+    pins = pinned_versions(ROOT / "layers" / layer / "requirements.txt")
+    assert pins
+    assert {name: version(name) for name in pins} == pins
+
+
+def test_the_venv_python_is_the_lambda_runtime(template: dict[str, Any]) -> None:
+    import sys
+
+    runtime = template["Globals"]["Function"]["Runtime"]
+    assert runtime == f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def test_shared_holds_only_the_domain_package_and_its_requirements() -> None:
