@@ -21,14 +21,17 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from photo_restore.settings import Settings
+
 if TYPE_CHECKING:  # the parent process never imports Pillow: it must stay small
     from PIL import Image
 
 LAMBDA_MEMORY_MB = 1024
 # The Lambda runtime, boto3 and the rest of the worker need room beside the image.
 HEADROOM_MB = 200
-MAX_SIDE = 3584
-JPEG_QUALITY = 90
+# The worker's defaults (photo_restore.settings), stated there only.
+MAX_SIDE = int(Settings.model_fields["max_side"].default)
+JPEG_QUALITY = int(Settings.model_fields["jpeg_quality"].default)
 
 # name -> (width, height, format, mode)
 CASES: dict[str, tuple[int, int, str, str]] = {
@@ -149,14 +152,16 @@ def naive(data: bytes) -> tuple[bytes, tuple[int, int]]:
 
 
 def run(pipeline: str, path: Path, repeat: int) -> dict[str, Any]:
-    from photo_restore.preprocess import preprocess_image
+    from photo_restore.preprocess import PreprocessLimits, preprocess_image
+
+    limits = PreprocessLimits.from_settings(Settings())
 
     data = path.read_bytes()
     times, size, out_bytes = [], (0, 0), 0
     for _ in range(repeat if pipeline != "idle" else 0):
         started = time.perf_counter()
         if pipeline == "preprocess":
-            result = preprocess_image(data, max_side=MAX_SIDE, jpeg_quality=JPEG_QUALITY)
+            result = preprocess_image(data, limits)
             size, out_bytes = result.new_dimensions, len(result.image_bytes)
             del result
         else:

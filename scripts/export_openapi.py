@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from photo_restore.local.functions import load_handler_module
+from photo_restore_tools.local.functions import load_handler_module
 
 ROOT = Path(__file__).resolve().parent.parent
 TITLE = "Photo restoration API"

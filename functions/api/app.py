@@ -5,15 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from photo_restore import wiring
-from photo_restore.errors import AlreadyProcessing, RestoreError, Unauthenticated
+from photo_restore.errors import AlreadyProcessing, RestoreError
+from photo_restore.observability import handler_tools
 from photo_restore.restore_requests import Caller
 from photo_restore.views import (
     ERROR_RESPONSES,
@@ -26,21 +26,25 @@ from photo_restore.views import (
     SelectRestoreBody,
 )
 
-logger = Logger(service="photo-restore-api")
-# The domain package logs through the standard library: same JSON, same correlation keys.
-copy_config_to_registered_loggers(source_logger=logger, include={"photo_restore"})
+tools = handler_tools("api")
+logger = tools.logger
 app = APIGatewayHttpResolver(enable_validation=True)
 
 
-def current_caller() -> Caller:
-    """Identity from the JWT authorizer's claims; fail closed when they are absent."""
+def resolve_caller(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """The caller, once per request, from the JWT authorizer's claims (fails closed)."""
     authorizer = app.current_event.request_context.authorizer
-    claims: dict[str, Any] = (authorizer.jwt_claim if authorizer else None) or {}
-    user_id = claims.get("sub")
-    if not isinstance(user_id, str) or not user_id:
-        raise Unauthenticated("a valid bearer token is required")
-    email = claims.get("email")
-    return Caller(user_id=user_id, email=email if isinstance(email, str) and email else None)
+    claims = authorizer.jwt_claim if authorizer else None
+    app.context["caller"] = Caller.from_claims(claims or {})  # cleared after each request
+    return next_middleware(app)
+
+
+app.use(middlewares=[resolve_caller])
+
+
+def caller() -> Caller:
+    found: Caller = app.context["caller"]
+    return found
 
 
 @app.post(
@@ -50,8 +54,7 @@ def current_caller() -> Caller:
 def request_restore(
     photo_id: uuid.UUID, body: Annotated[RestoreRequestBody | None, Body()] = None
 ) -> Response[RestoreAccepted]:
-    caller = current_caller()
-    accepted = wiring.restore_requests().request_restore(caller, photo_id)
+    accepted = wiring.restore_requests().request_restore(caller(), photo_id)
     logger.append_keys(photo_id=str(photo_id), restore_attempt_id=str(accepted.restore_attempt_id))
     logger.info("restore accepted")
     return Response(202, content_types.APPLICATION_JSON, accepted)
@@ -59,20 +62,17 @@ def request_restore(
 
 @app.get("/photos/<photo_id>", responses=ERROR_RESPONSES)
 def get_photo(photo_id: uuid.UUID) -> PhotoView:
-    caller = current_caller()
-    return wiring.restore_requests().get_photo(caller, photo_id)
+    return wiring.restore_requests().get_photo(caller(), photo_id)
 
 
 @app.get("/photos/<photo_id>/restores", responses=ERROR_RESPONSES)
 def list_restores(photo_id: uuid.UUID) -> AttemptList:
-    caller = current_caller()
-    return wiring.restore_requests().list_restores(caller, photo_id)
+    return wiring.restore_requests().list_restores(caller(), photo_id)
 
 
 @app.put("/photos/<photo_id>/selected-restore", responses=ERROR_RESPONSES)
 def select_restore(photo_id: uuid.UUID, body: SelectRestoreBody) -> SelectedRestore:
-    caller = current_caller()
-    return wiring.restore_requests().select_restore(caller, photo_id, body.restore_attempt_id)
+    return wiring.restore_requests().select_restore(caller(), photo_id, body.restore_attempt_id)
 
 
 @app.exception_handler(RestoreError)  # type: ignore[untyped-decorator]
@@ -91,8 +91,6 @@ def unreadable_body(error: Exception) -> Response[str]:
     return Response(400, content_types.APPLICATION_JSON, body.model_dump_json())
 
 
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True
-)
+@tools.handler(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

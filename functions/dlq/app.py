@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -17,12 +15,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from photo_restore import wiring
+from photo_restore.observability import handler_tools
 
-logger = Logger(service="photo-restore-dlq")
-# The domain package logs through the standard library: same JSON, same correlation keys.
-copy_config_to_registered_loggers(source_logger=logger, include={"photo_restore"})
-metrics = Metrics(service="photo-restore-dlq")
-tracer = Tracer(service="photo-restore-dlq")
+tools = handler_tools("dlq")
+logger, metrics = tools.logger, tools.metrics
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
@@ -40,9 +36,7 @@ def settle_record(record: SQSRecord) -> None:
     metrics.add_metric(name=f"DeadMessages_{report.outcome}", unit=MetricUnit.Count, value=1)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@tools.handler()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=settle_record, processor=processor, context=context

@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -17,15 +15,13 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from photo_restore import wiring
+from photo_restore import worker_wiring
+from photo_restore.observability import handler_tools
 from photo_restore.queue import parse_restore_message
 from photo_restore.restore_runs import RunOutcome, RunReport
 
-logger = Logger(service="photo-restore-worker")
-# The domain package logs through the standard library: same JSON, same correlation keys.
-copy_config_to_registered_loggers(source_logger=logger, include={"photo_restore"})
-metrics = Metrics(service="photo-restore-worker")
-tracer = Tracer(service="photo-restore-worker")
+tools = handler_tools("worker")
+logger, metrics, tracer = tools.logger, tools.metrics, tools.tracer
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
@@ -44,7 +40,7 @@ def run_record(record: SQSRecord) -> None:
         age = max(0.0, time.time() - sent_ms / 1000)
         metrics.add_metric(name="QueueAgeSeconds", unit=MetricUnit.Seconds, value=age)
     try:
-        report = wiring.restore_run().run(message)
+        report = worker_wiring.restore_run().run(message)
     except Exception as error:
         # SiliconFlow support asks for the trace id, failures above all.
         logger.append_keys(provider_trace_id=getattr(error, "trace_id", None))
@@ -69,9 +65,7 @@ def record_metrics(report: RunReport) -> None:
         metrics.add_metric(name="PreprocessMilliseconds", unit=MetricUnit.Milliseconds, value=value)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@tools.handler()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=run_record, processor=processor, context=context

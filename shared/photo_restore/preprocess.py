@@ -4,18 +4,16 @@ metadata-free 8-bit sRGB JPEG whose longest side is at most ``max_side`` out."""
 from __future__ import annotations
 
 import io
-import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
-from typing import TextIO
 
 from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError, features
 
 from photo_restore.errors import CorruptImage, ImageTooLarge, RestoreError, UnsupportedImage
+from photo_restore.image_formats import is_hevc_heif, sniff_format
 from photo_restore.settings import Settings
 
 _ORIENTATION_TAG = 0x0112
@@ -33,9 +31,6 @@ _TRANSPOSE: dict[int, Image.Transpose] = {
 _ICC_SPACE = {"RGB": "RGB ", "L": "GRAY", "CMYK": "CMYK", "LAB": "Lab "}
 # The allow-list for Image.open. MPO has no opener of its own: the JPEG one returns MPO files.
 _BASE_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
-_HEIC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"})
-_HEIF_BRANDS = _HEIC_BRANDS | {b"mif1", b"msf1"}
-_AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _WHITE = (255, 255, 255)
 # Modes that need no per-pixel work before resizing: 8 bits a band, no alpha, no palette.
 _FLAT_MODES = frozenset({"RGB", "L", "CMYK", "LAB", "YCbCr", "HSV"})
@@ -64,15 +59,33 @@ class ImagePreprocessResult:
         }
 
 
-def preprocess_image(
-    data: bytes, *, max_side: int = 3584, max_pixels: int = 120_000_000, jpeg_quality: int = 90
-) -> ImagePreprocessResult:
+@dataclass(frozen=True)
+class PreprocessLimits:
+    """The limits preprocessing works within; their defaults are the settings' defaults."""
+
+    max_side: int  # longest side submitted to the model (never upscaled)
+    max_pixels: int  # refused above this, from the header, before decoding
+    jpeg_quality: int
+
+    def __post_init__(self) -> None:
+        if self.max_side < 1 or self.max_pixels < 1 or not 1 <= self.jpeg_quality <= 100:
+            raise ValueError("max_side and max_pixels must be positive, jpeg_quality in 1..100")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PreprocessLimits:
+        return cls(
+            max_side=settings.max_side,
+            max_pixels=settings.max_input_pixels,
+            jpeg_quality=settings.jpeg_quality,
+        )
+
+
+def preprocess_image(data: bytes, limits: PreprocessLimits) -> ImagePreprocessResult:
     """Decode, orient, colour-convert, downscale and re-encode one image.
 
     Raises UnsupportedImage, CorruptImage or ImageTooLarge; never a raw Pillow exception.
     """
-    if max_side < 1 or max_pixels < 1 or not 1 <= jpeg_quality <= 100:
-        raise ValueError("max_side and max_pixels must be positive, jpeg_quality in 1..100")
+    max_side, max_pixels, jpeg_quality = limits.max_side, limits.max_pixels, limits.jpeg_quality
     formats = _allowed_formats()
     src = _open(data, formats)
     with src:
@@ -130,45 +143,6 @@ def preprocess_image(
     )
 
 
-def preprocess_files(paths: Sequence[Path], out_dir: Path, settings: Settings, out: TextIO) -> int:
-    """Write ``out_dir/<stem>.jpg`` per file, print one line each; 0 if all succeeded, else 1."""
-    failed = 0
-    for path in paths:
-        started = time.perf_counter()
-        try:
-            data = path.read_bytes()
-            result = preprocess_image(
-                data,
-                max_side=settings.max_side,
-                max_pixels=settings.max_input_pixels,
-                jpeg_quality=settings.jpeg_quality,
-            )
-            out_dir.mkdir(parents=True, exist_ok=True)
-            dest = out_dir / f"{path.stem}.jpg"
-            dest.write_bytes(result.image_bytes)
-        except RestoreError as exc:
-            failed += 1
-            print(f"{path}: {exc.code}: {exc.message}", file=out)
-            continue
-        except OSError as exc:
-            failed += 1
-            print(f"{path}: io_error: {exc.strerror or exc}", file=out)
-            continue
-        except Exception as exc:  # a bad file must never end the batch with a traceback
-            failed += 1
-            print(f"{path}: internal_error: {type(exc).__name__}: {exc}", file=out)
-            continue
-        ms = (time.perf_counter() - started) * 1000
-        (ow, oh), (nw, nh) = result.original_dimensions, result.new_dimensions
-        print(
-            f"{path}: ok {result.original_format} {ow}x{oh} -> {nw}x{nh}"
-            f" resized={result.resized} converted={result.format_converted}"
-            f" {len(result.image_bytes)} bytes {ms:.0f} ms -> {dest}",
-            file=out,
-        )
-    return 1 if failed else 0
-
-
 # --- decoding ------------------------------------------------------------------------------
 
 
@@ -194,36 +168,9 @@ def _allowed_formats() -> tuple[str, ...]:
     return tuple(formats)
 
 
-def sniff_format(data: bytes) -> str | None:
-    """The accepted format the magic bytes claim, to tell corrupt files from unsupported ones."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    if data[:2] == b"BM" and data[14:18] in (
-        bytes([n, 0, 0, 0]) for n in (12, 40, 52, 56, 108, 124)
-    ):
-        return "BMP"
-    if data[4:8] == b"ftyp":
-        brand = data[8:12]
-        if brand in _AVIF_BRANDS:
-            return "AVIF"
-        if brand in _HEIF_BRANDS:
-            return "HEIF"
-    return None
-
-
 def _reported_format(fmt: str, data: bytes) -> str:
     """Pillow's name, except HEVC-coded HEIF, which the existing app's records call "HEIC"."""
-    if fmt == "HEIF" and data[4:8] == b"ftyp" and data[8:12] in _HEIC_BRANDS:
-        return "HEIC"
-    return fmt
+    return "HEIC" if fmt == "HEIF" and is_hevc_heif(data) else fmt
 
 
 @contextmanager

@@ -1,18 +1,26 @@
-"""SQL for photos, jobs and restore attempts; status changes go through `photo_restore.status`."""
+"""The database boundary: one object owns transactions and maps database errors once, and its
+methods take and return domain values (ids, times, `Photo`, `Attempt`). No SQL leaves this module.
+
+Every status change is one conditional `UPDATE ... WHERE <expected state> RETURNING`, checked
+against the tables in `status` and `attempts`, so no caller reads a state and then writes it.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     JSON,
     ColumnElement,
     Connection,
+    Engine,
     Row,
+    case,
     cast,
     func,
     literal,
@@ -20,286 +28,425 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, distinct_on, insert
+from sqlalchemy.exc import SQLAlchemyError
 
+from photo_restore.attempts import (
+    ERROR,
+    LAST_TRANSIENT_ERROR,
+    PENDING_S3_KEY,
+    Attempt,
+)
+from photo_restore.errors import DependencyUnavailable
 from photo_restore.models import jobs, photos, restore_attempts
+from photo_restore.photos import Photo
 from photo_restore.status import (
     RESTORABLE_STATUSES,
     PhotoStatus,
-    change_photo_status,
-    revert_failed_restore,
+    check_transitions,
+    status_after_failed_restore,
 )
 
-PENDING_S3_KEY = "pending"
-# params key where the worker keeps the last transient error, for the DLQ handler's message.
-LAST_TRANSIENT_ERROR = "last_transient_error"
+
+@dataclass(frozen=True)
+class FailedRestore:
+    """A photo whose newest attempt failed: what an operator's re-run needs."""
+
+    photo_id: uuid.UUID
+    attempt_id: uuid.UUID
+    owner_id: str
+    code: str | None
 
 
-# A job's attempts, newest first; the first is the one a `processing` photo waits for.
+class Transaction(Protocol):
+    """One database transaction's operations; None/False means "no row was in that state"."""
+
+    def photo(self, photo_id: uuid.UUID) -> Photo | None: ...
+    def owned_photo(self, photo_id: uuid.UUID, owner_id: str) -> Photo | None: ...
+    def attempt(self, attempt_id: uuid.UUID) -> Attempt | None: ...
+    def newest_attempt(self, photo_id: uuid.UUID) -> Attempt | None: ...
+    def attempts(self, photo_id: uuid.UUID) -> list[Attempt]: ...
+    def idle_processing_photo_ids(self, idle_before: datetime) -> list[uuid.UUID]: ...
+    def failed_newest_attempts(
+        self,
+        *,
+        since: datetime,
+        codes: Collection[str] | None = None,
+        photo_ids: Collection[uuid.UUID] | None = None,
+    ) -> list[FailedRestore]: ...
+
+    def claim_photo(self, photo_id: uuid.UUID, owner_id: str) -> Photo | None: ...
+    def ensure_job(self, photo_id: uuid.UUID, email: str | None) -> None: ...
+    def insert_attempt(
+        self, *, attempt_id: uuid.UUID, photo_id: uuid.UUID, model: str, params: Mapping[str, Any]
+    ) -> Attempt: ...
+    def start_attempt(self, photo_id: uuid.UUID, attempt_id: uuid.UUID) -> Photo | None: ...
+    def complete_attempt(
+        self,
+        *,
+        photo_id: uuid.UUID,
+        attempt_id: uuid.UUID,
+        s3_key: str,
+        params: Mapping[str, Any],
+    ) -> bool: ...
+    def fail_attempt(
+        self,
+        *,
+        photo_id: uuid.UUID,
+        attempt_id: uuid.UUID,
+        error: Mapping[str, Any],
+        idle_before: datetime | None = None,
+    ) -> bool: ...
+    def note_transient_error(self, attempt_id: uuid.UUID, record: Mapping[str, Any]) -> bool: ...
+    def revert_photo_without_attempt(self, photo_id: uuid.UUID, idle_before: datetime) -> bool: ...
+    def select_restore(
+        self, *, photo_id: uuid.UUID, attempt_id: uuid.UUID, s3_key: str
+    ) -> None: ...
+
+
+class Repository(Protocol):
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A transaction committed on exit, rolled back on any exception. Database failures
+        raise DependencyUnavailable (retryable); domain errors raised inside pass unchanged."""
+        ...
+
+
+class SqlRepository:
+    """The Postgres implementation, on a SQLAlchemy engine (Core, pg8000)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTransaction]:
+        try:
+            with self.engine.begin() as conn:
+                yield SqlTransaction(conn)
+        except SQLAlchemyError as error:
+            raise DependencyUnavailable("the database is unavailable; try again") from error
+
+
+# A photo's attempts, newest first; the first is the one a `processing` photo waits for.
 NEWEST_FIRST = (restore_attempts.c.created_at.desc(), restore_attempts.c.id.desc())
 
 
-class AttemptOutcome(StrEnum):
-    PENDING = "pending"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-def attempt_outcome(s3_key: str, params: Mapping[str, Any] | None) -> AttemptOutcome:
-    """An attempt succeeded once its image is stored, failed once an error is recorded."""
-    if s3_key != PENDING_S3_KEY:
-        return AttemptOutcome.SUCCEEDED
-    if params and params.get("error"):
-        return AttemptOutcome.FAILED
-    return AttemptOutcome.PENDING
-
-
-def _newest_attempt_id_of(job_id: ColumnElement[uuid.UUID]) -> ColumnElement[uuid.UUID]:
+def _newest_attempt_id_of(photo_id: ColumnElement[uuid.UUID]) -> ColumnElement[uuid.UUID]:
     return (
         select(restore_attempts.c.id)
-        .where(restore_attempts.c.job_id == job_id)
+        .where(restore_attempts.c.job_id == photo_id)
         .order_by(*NEWEST_FIRST)
         .limit(1)
         .scalar_subquery()
     )
 
 
-def is_pending() -> ColumnElement[bool]:
-    """SQL twin of `attempt_outcome(...) is PENDING`, for conditional writes."""
-    return (restore_attempts.c.s3_key == PENDING_S3_KEY) & cast(restore_attempts.c.params, JSONB)[
-        "error"
-    ].is_(None)
+def _is_pending() -> ColumnElement[bool]:
+    """SQL twin of `attempt_state(...) is PENDING` (tests/integration ties the two)."""
+    error = cast(restore_attempts.c.params, JSONB)[ERROR]
+    return (restore_attempts.c.s3_key == PENDING_S3_KEY) & error.is_(None)
 
 
-def is_in_flight(attempt_id: uuid.UUID) -> ColumnElement[bool]:
-    """The attempt is the one a `processing` photo waits for: its job's newest, still pending.
+def _is_in_flight(attempt_id: uuid.UUID) -> ColumnElement[bool]:
+    """The attempt is the one a `processing` photo waits for: its newest, still pending.
 
     Used inside status changes so that late, duplicate or redriven messages of older
     attempts can never settle a newer one.
     """
     newest_pending = (
-        select(restore_attempts.c.id)
-        .where(restore_attempts.c.id == attempt_id, is_pending())
-        .exists()
-    )
+        select(restore_attempts.c.id).where(restore_attempts.c.id == attempt_id, _is_pending())
+    ).exists()
     return (_newest_attempt_id_of(photos.c.id) == attempt_id) & newest_pending
 
 
-# --- reads ---------------------------------------------------------------------------------
-
-
-def find_owned_photo(conn: Connection, photo_id: uuid.UUID, owner_id: str) -> Row[Any] | None:
-    statement = select(photos).where(photos.c.id == photo_id, photos.c.owner_id == owner_id)
-    return conn.execute(statement).one_or_none()
-
-
-def find_photo(conn: Connection, photo_id: uuid.UUID) -> Row[Any] | None:
-    return conn.execute(select(photos).where(photos.c.id == photo_id)).one_or_none()
-
-
-def find_attempt(conn: Connection, attempt_id: uuid.UUID) -> Row[Any] | None:
-    statement = select(restore_attempts).where(restore_attempts.c.id == attempt_id)
-    return conn.execute(statement).one_or_none()
-
-
-def newest_attempt(conn: Connection, job_id: uuid.UUID) -> Row[Any] | None:
-    statement = (
-        select(restore_attempts)
-        .where(restore_attempts.c.job_id == job_id)
-        .order_by(*NEWEST_FIRST)
-        .limit(1)
-    )
-    return conn.execute(statement).one_or_none()
-
-
-def list_attempts(conn: Connection, job_id: uuid.UUID) -> Sequence[Row[Any]]:
-    statement = (
-        select(restore_attempts).where(restore_attempts.c.job_id == job_id).order_by(*NEWEST_FIRST)
-    )
-    return conn.execute(statement).all()
-
-
-def find_stuck_photo_ids(conn: Connection, claimed_before: datetime) -> Sequence[uuid.UUID]:
-    statement = select(photos.c.id).where(
-        photos.c.status == PhotoStatus.PROCESSING.value, photos.c.updated_at < claimed_before
-    )
-    return list(conn.execute(statement).scalars())
-
-
-def find_failed_newest_attempts(
-    conn: Connection,
-    *,
-    since: datetime,
-    codes: Sequence[str] | None = None,
-    photo_ids: Sequence[uuid.UUID] | None = None,
-) -> Sequence[Row[Any]]:
-    """Photos whose newest attempt failed since `since`, optionally narrowed by code or photo."""
-    newest = (
-        select(restore_attempts)
-        .ext(distinct_on(restore_attempts.c.job_id))
-        .order_by(restore_attempts.c.job_id, *NEWEST_FIRST)
-        .subquery()
-    )
-    error = cast(newest.c.params, JSONB)["error"]
-    statement = (
-        select(newest.c.id, newest.c.job_id, photos.c.owner_id, error["code"].astext.label("code"))
-        .join(photos, photos.c.id == newest.c.job_id)
-        .where(error.is_not(None), newest.c.created_at >= since)
-        .order_by(newest.c.created_at)
-    )
-    if codes:
-        statement = statement.where(error["code"].astext.in_(list(codes)))
-    if photo_ids:
-        statement = statement.where(newest.c.job_id.in_(list(photo_ids)))
-    return conn.execute(statement).all()
-
-
-# --- writes --------------------------------------------------------------------------------
-
-
-def claim_photo_for_restore(
-    conn: Connection, photo_id: uuid.UUID, owner_id: str
-) -> Row[Any] | None:
-    """`uploaded|ready -> processing` for the owner's photo; None when it cannot be claimed."""
-    return change_photo_status(
-        conn,
-        photo_id,
-        sources=RESTORABLE_STATUSES,
-        target=PhotoStatus.PROCESSING,
-        where=[photos.c.owner_id == owner_id],
+def _photo(row: Row[Any]) -> Photo:
+    return Photo(
+        id=row.id,
+        owner_id=row.owner_id,
+        original_key=row.original_key,
+        processed_key=row.processed_key,
+        status=PhotoStatus(row.status),
+        mime_type=row.mime_type,
+        size_bytes=row.size_bytes,
+        updated_at=row.updated_at,
     )
 
 
-def mark_attempt_started(
-    conn: Connection, photo_id: uuid.UUID, attempt_id: uuid.UUID
-) -> Row[Any] | None:
-    """Check the attempt is in flight and restart the sweeper's clock; None when it is not.
+def _attempt(row: Row[Any]) -> Attempt:
+    return Attempt(
+        id=row.id,
+        photo_id=row.job_id,
+        s3_key=row.s3_key,
+        model=row.model,
+        params=row.params or {},
+        created_at=row.created_at,
+    )
 
-    `updated_at` is the photo's heartbeat: the sweeper only settles photos idle for longer
-    than the longest pipeline time, so work that was just (re)delivered is never swept.
-    """
-    statement = (
-        update(photos)
-        .where(
-            photos.c.id == photo_id,
-            photos.c.status == PhotoStatus.PROCESSING.value,
-            is_in_flight(attempt_id),
+
+class SqlTransaction:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def photo(self, photo_id: uuid.UUID) -> Photo | None:
+        row = self._conn.execute(select(photos).where(photos.c.id == photo_id)).one_or_none()
+        return _photo(row) if row else None
+
+    def owned_photo(self, photo_id: uuid.UUID, owner_id: str) -> Photo | None:
+        statement = select(photos).where(photos.c.id == photo_id, photos.c.owner_id == owner_id)
+        row = self._conn.execute(statement).one_or_none()
+        return _photo(row) if row else None
+
+    def attempt(self, attempt_id: uuid.UUID) -> Attempt | None:
+        statement = select(restore_attempts).where(restore_attempts.c.id == attempt_id)
+        row = self._conn.execute(statement).one_or_none()
+        return _attempt(row) if row else None
+
+    def newest_attempt(self, photo_id: uuid.UUID) -> Attempt | None:
+        statement = (
+            select(restore_attempts)
+            .where(restore_attempts.c.job_id == photo_id)
+            .order_by(*NEWEST_FIRST)
+            .limit(1)
         )
-        .values(updated_at=func.now())
-        .returning(*photos.c)
-    )
-    return conn.execute(statement).one_or_none()
+        row = self._conn.execute(statement).one_or_none()
+        return _attempt(row) if row else None
 
-
-def ensure_job(conn: Connection, job_id: uuid.UUID, email: str | None) -> None:
-    conn.execute(insert(jobs).values(id=job_id, email=email).on_conflict_do_nothing())
-
-
-def insert_attempt(
-    conn: Connection,
-    *,
-    attempt_id: uuid.UUID,
-    job_id: uuid.UUID,
-    model: str,
-    params: Mapping[str, Any],
-) -> Row[Any]:
-    statement = (
-        restore_attempts.insert()
-        .values(
-            id=attempt_id,
-            job_id=job_id,
-            s3_key=PENDING_S3_KEY,
-            model=model,
-            params=dict(params),
-            # clock_timestamp, not now(): attempts order by creation even inside one transaction.
-            created_at=func.clock_timestamp(),
+    def attempts(self, photo_id: uuid.UUID) -> list[Attempt]:
+        statement = (
+            select(restore_attempts)
+            .where(restore_attempts.c.job_id == photo_id)
+            .order_by(*NEWEST_FIRST)
         )
-        .returning(*restore_attempts.c)
-    )
-    return conn.execute(statement).one()
+        return [_attempt(row) for row in self._conn.execute(statement)]
 
+    def idle_processing_photo_ids(self, idle_before: datetime) -> list[uuid.UUID]:
+        statement = select(photos.c.id).where(
+            photos.c.status == PhotoStatus.PROCESSING.value, photos.c.updated_at < idle_before
+        )
+        return list(self._conn.execute(statement).scalars())
 
-def merge_attempt_params(
-    conn: Connection,
-    attempt_id: uuid.UUID,
-    patch: Mapping[str, Any],
-    *,
-    where: Sequence[ColumnElement[bool]] = (),
-    s3_key: str | None = None,
-    drop_keys: Sequence[str] = (),
-) -> bool:
-    """Merge `patch` into `params` (top-level keys) in one statement; False when no row matched."""
-    current: ColumnElement[Any] = cast(restore_attempts.c.params, JSONB)
-    for key in drop_keys:
-        current = current.op("-")(literal(key))
-    merged = cast(current.op("||")(literal(dict(patch), JSONB)), JSON)
-    values: dict[str, Any] = {"params": merged}
-    if s3_key is not None:
-        values["s3_key"] = s3_key
-    statement = (
-        update(restore_attempts)
-        .where(restore_attempts.c.id == attempt_id, *where)
-        .values(**values)
-        .returning(restore_attempts.c.id)
-    )
-    return conn.execute(statement).one_or_none() is not None
+    def failed_newest_attempts(
+        self,
+        *,
+        since: datetime,
+        codes: Collection[str] | None = None,
+        photo_ids: Collection[uuid.UUID] | None = None,
+    ) -> list[FailedRestore]:
+        """Photos whose newest attempt failed since `since`, optionally by code or photo."""
+        newest = (
+            select(restore_attempts)
+            .ext(distinct_on(restore_attempts.c.job_id))
+            .order_by(restore_attempts.c.job_id, *NEWEST_FIRST)
+            .subquery()
+        )
+        error = cast(newest.c.params, JSONB)[ERROR]
+        statement = (
+            select(
+                newest.c.id, newest.c.job_id, photos.c.owner_id, error["code"].astext.label("code")
+            )
+            .join(photos, photos.c.id == newest.c.job_id)
+            .where(error.is_not(None), newest.c.created_at >= since)
+            .order_by(newest.c.created_at)
+        )
+        if codes:
+            statement = statement.where(error["code"].astext.in_(list(codes)))
+        if photo_ids:
+            statement = statement.where(newest.c.job_id.in_(list(photo_ids)))
+        return [
+            FailedRestore(photo_id=r.job_id, attempt_id=r.id, owner_id=r.owner_id, code=r.code)
+            for r in self._conn.execute(statement)
+        ]
 
+    # --- photo status ----------------------------------------------------------------------
 
-def complete_attempt(
-    conn: Connection,
-    *,
-    photo_id: uuid.UUID,
-    attempt_id: uuid.UUID,
-    s3_key: str,
-    params: Mapping[str, Any],
-) -> bool:
-    """Settle a successful attempt in the caller's transaction; False when it is not in flight."""
-    photo = change_photo_status(
-        conn,
-        photo_id,
-        sources=[PhotoStatus.PROCESSING],
-        target=PhotoStatus.READY,
-        where=[is_in_flight(attempt_id)],
-        values={"processed_key": s3_key},
-    )
-    if photo is None:
-        return False
-    # A transient error that a later delivery got past is no longer news.
-    merge_attempt_params(conn, attempt_id, params, s3_key=s3_key, drop_keys=[LAST_TRANSIENT_ERROR])
-    conn.execute(update(jobs).where(jobs.c.id == photo_id).values(selected_restore_id=attempt_id))
-    return True
+    def change_photo_status(
+        self,
+        photo_id: uuid.UUID,
+        *,
+        sources: Collection[PhotoStatus],
+        target: PhotoStatus,
+        conditions: Sequence[ColumnElement[bool]] = (),
+        values: Mapping[str, Any] | None = None,
+    ) -> Photo | None:
+        """Move a photo from one of `sources` to `target` (the table must allow each pair);
+        None when no row matched. `conditions` and `values` stay inside this module."""
+        check_transitions(sources, [target])
+        statement = (
+            update(photos)
+            .where(
+                photos.c.id == photo_id,
+                photos.c.status.in_([s.value for s in sources]),
+                *conditions,
+            )
+            .values(status=target.value, updated_at=func.now(), **(values or {}))
+            .returning(*photos.c)
+        )
+        row = self._conn.execute(statement).one_or_none()
+        return _photo(row) if row else None
 
+    def revert_failed_restore(
+        self, photo_id: uuid.UUID, *, conditions: Sequence[ColumnElement[bool]] = ()
+    ) -> Photo | None:
+        """`processing -> uploaded`, or `-> ready` when it keeps an earlier restoration."""
+        target = case(
+            (
+                photos.c.processed_key.is_(None),
+                status_after_failed_restore(has_restoration=False).value,
+            ),
+            else_=status_after_failed_restore(has_restoration=True).value,
+        )
+        statement = (
+            update(photos)
+            .where(
+                photos.c.id == photo_id,
+                photos.c.status == PhotoStatus.PROCESSING.value,
+                *conditions,
+            )
+            .values(status=target, updated_at=func.now())
+            .returning(*photos.c)
+        )
+        row = self._conn.execute(statement).one_or_none()
+        return _photo(row) if row else None
 
-def fail_attempt(
-    conn: Connection,
-    *,
-    photo_id: uuid.UUID,
-    attempt_id: uuid.UUID,
-    error: Mapping[str, Any],
-    where: Sequence[ColumnElement[bool]] = (),
-) -> bool:
-    """Revert the photo and record `params.error`, only while the attempt is in flight."""
-    photo = revert_failed_restore(conn, photo_id, where=[is_in_flight(attempt_id), *where])
-    if photo is None:
-        return False
-    merge_attempt_params(conn, attempt_id, {"error": dict(error)})
-    return True
+    def claim_photo(self, photo_id: uuid.UUID, owner_id: str) -> Photo | None:
+        """`uploaded|ready -> processing` for the owner's photo; None when it cannot be claimed."""
+        return self.change_photo_status(
+            photo_id,
+            sources=RESTORABLE_STATUSES,
+            target=PhotoStatus.PROCESSING,
+            conditions=[photos.c.owner_id == owner_id],
+        )
 
+    # --- attempts --------------------------------------------------------------------------
 
-def idle_since_before(cutoff: datetime) -> ColumnElement[bool]:
-    """The photo's heartbeat is older than `cutoff`: re-checked inside the sweeper's revert."""
-    return photos.c.updated_at < cutoff
+    def ensure_job(self, photo_id: uuid.UUID, email: str | None) -> None:
+        statement = insert(jobs).values(id=photo_id, email=email).on_conflict_do_nothing()
+        self._conn.execute(statement)
 
+    def insert_attempt(
+        self, *, attempt_id: uuid.UUID, photo_id: uuid.UUID, model: str, params: Mapping[str, Any]
+    ) -> Attempt:
+        statement = (
+            restore_attempts.insert()
+            .values(
+                id=attempt_id,
+                job_id=photo_id,
+                s3_key=PENDING_S3_KEY,
+                model=model,
+                params=dict(params),
+                # clock_timestamp, not now(): attempts order by creation even in one transaction.
+                created_at=func.clock_timestamp(),
+            )
+            .returning(*restore_attempts.c)
+        )
+        return _attempt(self._conn.execute(statement).one())
 
-def revert_photo_without_attempt(conn: Connection, photo_id: uuid.UUID, cutoff: datetime) -> bool:
-    """A `processing` photo with no attempt at all (another writer's doing): settle it too."""
-    newest = _newest_attempt_id_of(photos.c.id)
-    row = revert_failed_restore(conn, photo_id, where=[idle_since_before(cutoff), newest.is_(None)])
-    return row is not None
+    def start_attempt(self, photo_id: uuid.UUID, attempt_id: uuid.UUID) -> Photo | None:
+        """Check the attempt is in flight and restart the sweeper's clock; None when it is not.
 
+        `updated_at` is the photo's heartbeat: the sweeper only settles photos idle for longer
+        than any delivery can take, so work that was just (re)delivered is never swept.
+        """
+        statement = (
+            update(photos)
+            .where(
+                photos.c.id == photo_id,
+                photos.c.status == PhotoStatus.PROCESSING.value,
+                _is_in_flight(attempt_id),
+            )
+            .values(updated_at=func.now())
+            .returning(*photos.c)
+        )
+        row = self._conn.execute(statement).one_or_none()
+        return _photo(row) if row else None
 
-def select_restore(
-    conn: Connection, *, photo_id: uuid.UUID, attempt_id: uuid.UUID, s3_key: str
-) -> None:
-    # Photos before jobs, the order complete_attempt locks them in: no deadlock between them.
-    conn.execute(update(photos).where(photos.c.id == photo_id).values(processed_key=s3_key))
-    conn.execute(update(jobs).where(jobs.c.id == photo_id).values(selected_restore_id=attempt_id))
+    def complete_attempt(
+        self,
+        *,
+        photo_id: uuid.UUID,
+        attempt_id: uuid.UUID,
+        s3_key: str,
+        params: Mapping[str, Any],
+    ) -> bool:
+        """pending -> succeeded and the photo ready with it selected; False when not in flight."""
+        photo = self.change_photo_status(
+            photo_id,
+            sources=[PhotoStatus.PROCESSING],
+            target=PhotoStatus.READY,
+            conditions=[_is_in_flight(attempt_id)],
+            values={"processed_key": s3_key},
+        )
+        if photo is None:
+            return False
+        # A transient error that a later delivery got past is no longer news.
+        self._merge_params(attempt_id, params, s3_key=s3_key, drop_keys=[LAST_TRANSIENT_ERROR])
+        self._select(photo_id, attempt_id)
+        return True
+
+    def fail_attempt(
+        self,
+        *,
+        photo_id: uuid.UUID,
+        attempt_id: uuid.UUID,
+        error: Mapping[str, Any],
+        idle_before: datetime | None = None,
+    ) -> bool:
+        """pending -> failed and the photo reverted, only while the attempt is in flight (and,
+        with `idle_before`, only if the photo's heartbeat is older: re-checked in the write)."""
+        conditions = [_is_in_flight(attempt_id)]
+        if idle_before is not None:
+            conditions.append(photos.c.updated_at < idle_before)
+        if self.revert_failed_restore(photo_id, conditions=conditions) is None:
+            return False
+        self._merge_params(attempt_id, {ERROR: dict(error)})
+        return True
+
+    def note_transient_error(self, attempt_id: uuid.UUID, record: Mapping[str, Any]) -> bool:
+        """Keep the last transient error on a pending attempt; False when it is settled."""
+        return self._merge_params(
+            attempt_id, {LAST_TRANSIENT_ERROR: dict(record)}, conditions=[_is_pending()]
+        )
+
+    def revert_photo_without_attempt(self, photo_id: uuid.UUID, idle_before: datetime) -> bool:
+        """A `processing` photo with no attempt at all (another writer's doing): settle it too."""
+        conditions = [
+            photos.c.updated_at < idle_before,
+            _newest_attempt_id_of(photos.c.id).is_(None),
+        ]
+        return self.revert_failed_restore(photo_id, conditions=conditions) is not None
+
+    def select_restore(self, *, photo_id: uuid.UUID, attempt_id: uuid.UUID, s3_key: str) -> None:
+        # Photos before jobs, the order complete_attempt locks them in: no deadlock between them.
+        self._conn.execute(
+            update(photos).where(photos.c.id == photo_id).values(processed_key=s3_key)
+        )
+        self._select(photo_id, attempt_id)
+
+    def _select(self, photo_id: uuid.UUID, attempt_id: uuid.UUID) -> None:
+        statement = update(jobs).where(jobs.c.id == photo_id).values(selected_restore_id=attempt_id)
+        self._conn.execute(statement)
+
+    def _merge_params(
+        self,
+        attempt_id: uuid.UUID,
+        patch: Mapping[str, Any],
+        *,
+        conditions: Sequence[ColumnElement[bool]] = (),
+        s3_key: str | None = None,
+        drop_keys: Sequence[str] = (),
+    ) -> bool:
+        """Merge `patch` into `params` (top-level keys) in one statement; False if no row."""
+        current: ColumnElement[Any] = cast(restore_attempts.c.params, JSONB)
+        for key in drop_keys:
+            current = current.op("-")(literal(key))
+        merged = cast(current.op("||")(literal(dict(patch), JSONB)), JSON)
+        values: dict[str, Any] = {"params": merged}
+        if s3_key is not None:
+            values["s3_key"] = s3_key
+        statement = (
+            update(restore_attempts)
+            .where(restore_attempts.c.id == attempt_id, *conditions)
+            .values(**values)
+            .returning(restore_attempts.c.id)
+        )
+        return self._conn.execute(statement).one_or_none() is not None

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row
-from sqlalchemy.exc import SQLAlchemyError
-
-from photo_restore import repository as repo
+from photo_restore.attempts import Attempt
+from photo_restore.edit_request import EditRequest
 from photo_restore.errors import (
     AlreadyProcessing,
     DependencyUnavailable,
@@ -20,10 +17,14 @@ from photo_restore.errors import (
     PhotoNotRestorable,
     QueueUnavailable,
     RestoreAttemptNotFound,
+    RestoreError,
     RestoreNotSucceeded,
+    Unauthenticated,
     error_record,
 )
+from photo_restore.photos import Photo
 from photo_restore.queue import RestoreMessage, RestoreQueue
+from photo_restore.repository import Repository, Transaction
 from photo_restore.settings import Settings
 from photo_restore.status import PhotoStatus
 from photo_restore.storage import ObjectStorage
@@ -45,22 +46,25 @@ class Caller:
     user_id: str
     email: str | None
 
-
-def initial_attempt_params(settings: Settings) -> dict[str, Any]:
-    return {
-        "provider": "siliconflow",
-        "model": settings.siliconflow_model,
-        "prompt": settings.restore_prompt,
-        "num_inference_steps": settings.num_inference_steps,
-        "guidance_scale": settings.guidance_scale,
-    }
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any]) -> Caller:
+        """Supabase access-token claims (`sub`, `email`); fails closed when `sub` is absent."""
+        user_id = claims.get("sub")
+        if not isinstance(user_id, str) or not user_id:
+            raise Unauthenticated("a valid bearer token is required")
+        email = claims.get("email")
+        return cls(user_id=user_id, email=email if isinstance(email, str) and email else None)
 
 
 class RestoreRequests:
     def __init__(
-        self, engine: Engine, queue: RestoreQueue, storage: ObjectStorage, settings: Settings
+        self,
+        repository: Repository,
+        queue: RestoreQueue,
+        storage: ObjectStorage,
+        settings: Settings,
     ) -> None:
-        self._engine = engine
+        self._repository = repository
         self._queue = queue
         self._storage = storage
         self._settings = settings
@@ -75,17 +79,18 @@ class RestoreRequests:
         longest pipeline time has passed. No DB connection is held during the SQS call.
         """
         attempt_id = uuid.uuid4()
-        with self._transaction() as conn:
-            claimed = repo.claim_photo_for_restore(conn, photo_id, caller.user_id)
-            if claimed is None:
-                self._raise_unclaimable(conn, caller, photo_id)
-            repo.ensure_job(conn, photo_id, caller.email)
-            repo.insert_attempt(
-                conn,
+        edit = EditRequest.from_settings(self._settings)
+        with self._repository.transaction() as tx:
+            if tx.claim_photo(photo_id, caller.user_id) is None:
+                raise self._why_unclaimable(tx, caller, photo_id)
+            # The data model keeps restorations under a job whose id is the photo's id (new
+            # photo-based restorations set job.id = photo.id), so "job id" means "photo id".
+            tx.ensure_job(photo_id, caller.email)
+            tx.insert_attempt(
                 attempt_id=attempt_id,
-                job_id=photo_id,
-                model=self._settings.siliconflow_model,
-                params=initial_attempt_params(self._settings),
+                photo_id=photo_id,
+                model=edit.model,
+                params=edit.attempt_params(),
             )
 
         message = RestoreMessage(photo_id=photo_id, restore_attempt_id=attempt_id)
@@ -98,46 +103,38 @@ class RestoreRequests:
             photo_id=photo_id, restore_attempt_id=attempt_id, status=PhotoStatus.PROCESSING
         )
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        """One short transaction; a database failure becomes a 503 the client may retry."""
-        try:
-            with self._engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as error:
-            raise DependencyUnavailable("the database is unavailable; try again") from error
-
-    def _raise_unclaimable(self, conn: Connection, caller: Caller, photo_id: uuid.UUID) -> None:
-        photo = repo.find_owned_photo(conn, photo_id, caller.user_id)
+    def _why_unclaimable(
+        self, tx: Transaction, caller: Caller, photo_id: uuid.UUID
+    ) -> RestoreError:
+        photo = tx.owned_photo(photo_id, caller.user_id)
         if photo is None:
-            raise PhotoNotFound("no such photo")
-        if photo.status == PhotoStatus.PROCESSING:
-            in_flight = repo.newest_attempt(conn, photo_id)
-            raise AlreadyProcessing(
+            return PhotoNotFound("no such photo")
+        if photo.status is PhotoStatus.PROCESSING:
+            in_flight = tx.newest_attempt(photo_id)
+            return AlreadyProcessing(
                 "a restoration of this photo is already in progress",
                 restore_attempt_id=str(in_flight.id) if in_flight else None,
             )
-        raise PhotoNotRestorable(f"a photo that is {photo.status} cannot be restored")
+        return PhotoNotRestorable(f"a photo that is {photo.status} cannot be restored")
 
     def _undo_claim(self, photo_id: uuid.UUID, attempt_id: uuid.UUID, cause: Exception) -> None:
         try:
-            with self._engine.begin() as conn:
-                repo.fail_attempt(
-                    conn,
+            with self._repository.transaction() as tx:
+                tx.fail_attempt(
                     photo_id=photo_id,
                     attempt_id=attempt_id,
                     error=error_record(QueueUnavailable.code, str(cause)),
                 )
-        except SQLAlchemyError:
+        except DependencyUnavailable:
             # The sweeper settles the photo later; the client still gets its 503.
             logger.exception("could not undo the claim of photo %s", photo_id)
 
     def get_photo(self, caller: Caller, photo_id: uuid.UUID) -> PhotoView:
-        with self._transaction() as conn:
-            photo = self._owned_photo(conn, caller, photo_id)
-            latest = repo.newest_attempt(conn, photo_id)
+        with self._repository.transaction() as tx:
+            photo = self._visible_photo(tx, caller, photo_id)
+            latest = tx.newest_attempt(photo_id)
         restored_url = None
-        if photo.status == PhotoStatus.READY and photo.processed_key:
+        if photo.status is PhotoStatus.READY and photo.processed_key:
             restored_url = self._presign(photo.processed_key)
         return PhotoView(
             photo_id=photo.id,
@@ -147,49 +144,40 @@ class RestoreRequests:
         )
 
     def list_restores(self, caller: Caller, photo_id: uuid.UUID) -> AttemptList:
-        with self._transaction() as conn:
-            self._owned_photo(conn, caller, photo_id)
-            attempts = repo.list_attempts(conn, photo_id)
+        with self._repository.transaction() as tx:
+            self._visible_photo(tx, caller, photo_id)
+            attempts = tx.attempts(photo_id)
         return AttemptList(photo_id=photo_id, restores=[self._attempt_view(a) for a in attempts])
 
     def select_restore(
         self, caller: Caller, photo_id: uuid.UUID, attempt_id: uuid.UUID
     ) -> SelectedRestore:
-        with self._transaction() as conn:
-            self._owned_photo(conn, caller, photo_id)
-            attempt = repo.find_attempt(conn, attempt_id)
-            if attempt is None or attempt.job_id != photo_id:
+        with self._repository.transaction() as tx:
+            self._visible_photo(tx, caller, photo_id)
+            attempt = tx.attempt(attempt_id)
+            if attempt is None or attempt.photo_id != photo_id:
                 raise RestoreAttemptNotFound("no such restore attempt for this photo")
-            if (
-                repo.attempt_outcome(attempt.s3_key, attempt.params)
-                != repo.AttemptOutcome.SUCCEEDED
-            ):
+            if attempt.restored_key is None:
                 raise RestoreNotSucceeded("only a succeeded restoration can be selected")
-            repo.select_restore(
-                conn, photo_id=photo_id, attempt_id=attempt_id, s3_key=attempt.s3_key
-            )
+            tx.select_restore(photo_id=photo_id, attempt_id=attempt_id, s3_key=attempt.restored_key)
         return SelectedRestore(photo_id=photo_id, selected_restore_id=attempt_id)
 
-    def _owned_photo(self, conn: Connection, caller: Caller, photo_id: uuid.UUID) -> Row[Any]:
-        photo = repo.find_owned_photo(conn, photo_id, caller.user_id)
-        if photo is None or photo.status == PhotoStatus.DELETED:
+    @staticmethod
+    def _visible_photo(tx: Transaction, caller: Caller, photo_id: uuid.UUID) -> Photo:
+        photo = tx.owned_photo(photo_id, caller.user_id)
+        if photo is None or photo.status is PhotoStatus.DELETED:
             raise PhotoNotFound("no such photo")
         return photo
 
-    def _attempt_view(self, attempt: Row[Any]) -> AttemptView:
-        outcome = repo.attempt_outcome(attempt.s3_key, attempt.params)
-        error = (
-            (attempt.params or {}).get("error") if outcome is repo.AttemptOutcome.FAILED else None
-        )
+    def _attempt_view(self, attempt: Attempt) -> AttemptView:
+        restored = attempt.restored_key
         return AttemptView(
             restore_attempt_id=attempt.id,
-            outcome=outcome,
+            outcome=attempt.state,
             model=attempt.model,
             created_at=attempt.created_at,
-            error=error,
-            image_url=self._presign(attempt.s3_key)
-            if outcome is repo.AttemptOutcome.SUCCEEDED
-            else None,
+            error=dict(attempt.error) if attempt.error else None,
+            image_url=self._presign(restored) if restored else None,
         )
 
     def _presign(self, key: str) -> str:

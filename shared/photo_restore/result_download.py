@@ -190,20 +190,24 @@ def _fetch(
         if status != 200:
             # 403/404 usually mean the one-hour result URL expired: downloading again cannot help.
             raise InvalidProviderResult(f"result download answered {status}")
-        declared = response.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            raise InvalidProviderResult(
-                f"result image is {declared} bytes, above the {max_bytes}-byte limit"
-            )
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
-            # We asked for identity; decoding here could inflate past max_bytes in one chunk.
-            raise InvalidProviderResult(f"result sent with Content-Encoding {encoding!r}")
+        _check_body_headers(response, max_bytes)
         return _read_capped(response, deadline=deadline, max_bytes=max_bytes)
     except httpx.TransportError as exc:
         raise ProviderUnavailable(f"result download failed: {type(exc).__name__}: {exc}") from exc
     finally:
         response.close()
+
+
+def _check_body_headers(response: httpx.Response, max_bytes: int) -> None:
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise InvalidProviderResult(
+            f"result image is {declared} bytes, above the {max_bytes}-byte limit"
+        )
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        # We asked for identity; decoding here could inflate past max_bytes in one chunk.
+        raise InvalidProviderResult(f"result sent with Content-Encoding {encoding!r}")
 
 
 def _read_capped(response: httpx.Response, *, deadline: float, max_bytes: int) -> bytes:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import io
 
 from photo_restore.errors import InvalidProviderResult
-
-JPEG_MAGIC = b"\xff\xd8\xff"
+from photo_restore.image_formats import sniff_format
 
 
 def as_jpeg(data: bytes, *, quality: int) -> bytes:
     """JPEG bytes pass through untouched; anything else is re-encoded as 8-bit RGB JPEG."""
-    if data.startswith(JPEG_MAGIC):
+    if sniff_format(data) == "JPEG":
         return data
     from PIL import Image, UnidentifiedImageError
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from photo_restore.edit_request import EditRequest
 from photo_restore.errors import (
     InvalidProviderResult,
     ProviderAuthFailed,
@@ -38,21 +39,18 @@ MAX_BACKOFF_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class SiliconFlowRequest:
+    edit: EditRequest
     image: str  # https URL or data URI "data:image/jpeg;base64,..."
-    prompt: str
-    model: str = "Qwen/Qwen-Image-Edit"
-    num_inference_steps: int = 20
-    guidance_scale: float = 7.5
     seed: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The request body; image_size is never sent (Qwen-Image-Edit rejects it)."""
         body: dict[str, Any] = {
-            "model": self.model,
-            "prompt": self.prompt,
+            "model": self.edit.model,
+            "prompt": self.edit.prompt,
             "image": self.image,
-            "num_inference_steps": self.num_inference_steps,
-            "guidance_scale": self.guidance_scale,
+            "num_inference_steps": self.edit.num_inference_steps,
+            "guidance_scale": self.edit.guidance_scale,
         }
         if self.seed is not None:
             body["seed"] = self.seed
@@ -61,10 +59,11 @@ class SiliconFlowRequest:
     def __repr__(self) -> str:
         # A data URI can be megabytes long: keep logs and tracebacks readable.
         image = self.image if len(self.image) <= 80 else f"{self.image[:60]}...({len(self.image)})"
+        edit = self.edit
         return (
-            f"SiliconFlowRequest(image={image!r}, model={self.model!r}, "
-            f"num_inference_steps={self.num_inference_steps}, "
-            f"guidance_scale={self.guidance_scale}, seed={self.seed})"
+            f"SiliconFlowRequest(image={image!r}, model={edit.model!r}, "
+            f"num_inference_steps={edit.num_inference_steps}, "
+            f"guidance_scale={edit.guidance_scale}, seed={self.seed})"
         )
 
 

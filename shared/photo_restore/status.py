@@ -1,19 +1,13 @@
-"""The photo status machine: the only module that changes `photos.status`.
+"""The photo status table: which `photos.status` changes are allowed, and the revert rule.
 
-Every change is one conditional `UPDATE ... WHERE status IN (<expected>) RETURNING`, so two
-racing writers can never both win, and no caller reads a status and then writes it.
+Pure rules; the repository applies every change as one conditional `UPDATE ... WHERE status IN
+(<allowed sources>) RETURNING`, so two racing writers can never both win.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection
 from enum import StrEnum
-from typing import Any
-
-from sqlalchemy import ColumnElement, Connection, Row, case, func, update
-
-from photo_restore.models import photos
 
 
 class PhotoStatus(StrEnum):
@@ -49,53 +43,16 @@ def is_transition_allowed(source: PhotoStatus, target: PhotoStatus) -> bool:
     return (source, target) in ALLOWED_TRANSITIONS
 
 
-def _check(sources: Collection[PhotoStatus], targets: Collection[PhotoStatus]) -> None:
+def check_transitions(sources: Collection[PhotoStatus], targets: Collection[PhotoStatus]) -> None:
     for source in sources:
         for target in targets:
             if not is_transition_allowed(source, target):
                 raise TransitionNotAllowed(f"photo status {source} -> {target} is not allowed")
 
 
-def change_photo_status(
-    conn: Connection,
-    photo_id: uuid.UUID,
-    *,
-    sources: Collection[PhotoStatus],
-    target: PhotoStatus,
-    where: Sequence[ColumnElement[bool]] = (),
-    values: Mapping[str, Any] | None = None,
-) -> Row[Any] | None:
-    """Move a photo from one of `sources` to `target`; None when no row matched.
-
-    `where` adds conditions (ownership, in-flight attempt) to the same statement, and
-    `values` sets other columns in the same write.
-    """
-    _check(sources, [target])
-    statement = (
-        update(photos)
-        .where(photos.c.id == photo_id, photos.c.status.in_([s.value for s in sources]), *where)
-        .values(status=target.value, updated_at=func.now(), **(values or {}))
-        .returning(*photos.c)
-    )
-    return conn.execute(statement).one_or_none()
-
-
-def revert_failed_restore(
-    conn: Connection, photo_id: uuid.UUID, *, where: Sequence[ColumnElement[bool]] = ()
-) -> Row[Any] | None:
-    """`processing -> uploaded`, or `-> ready` when an earlier restoration is still on the photo.
-
-    A failed re-restore must not hide the restoration the user already has.
-    """
-    _check([PhotoStatus.PROCESSING], [PhotoStatus.UPLOADED, PhotoStatus.READY])
-    target = case(
-        (photos.c.processed_key.is_(None), PhotoStatus.UPLOADED.value),
-        else_=PhotoStatus.READY.value,
-    )
-    statement = (
-        update(photos)
-        .where(photos.c.id == photo_id, photos.c.status == PhotoStatus.PROCESSING.value, *where)
-        .values(status=target, updated_at=func.now())
-        .returning(*photos.c)
-    )
-    return conn.execute(statement).one_or_none()
+def status_after_failed_restore(*, has_restoration: bool) -> PhotoStatus:
+    """`processing -> uploaded`, or `-> ready` when an earlier restoration is still on the photo:
+    a failed re-restore must not hide the restoration the user already has."""
+    target = PhotoStatus.READY if has_restoration else PhotoStatus.UPLOADED
+    check_transitions([PhotoStatus.PROCESSING], [target])
+    return target

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -12,6 +12,8 @@ from photo_restore.errors import DependencyUnavailable, ImageTooLarge, OriginalM
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from photo_restore.attempts import Attempt
 
 # Temporary objects live under this prefix; a bucket lifecycle rule expires them.
 TEMPORARY_PREFIX = "tmp/"
@@ -22,20 +24,19 @@ def original_key(owner_id: str, photo_id: uuid.UUID, extension: str) -> str:
     return f"originals/{owner_id}/{photo_id}{extension}"
 
 
-def restored_key(job_id: uuid.UUID, attempt_created_at: datetime) -> str:
-    """`restored/{job_id}/{timestamp}.jpg`, fixed per attempt: a retry overwrites, never orphans."""
-    stamp = attempt_created_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"restored/{job_id}/{stamp}.jpg"
+def restored_key(attempt: Attempt) -> str:
+    """`restored/{job_id}/{timestamp}.jpg` (job id = photo id), fixed per attempt by its creation
+    time: a retry overwrites the same key, never orphans another."""
+    stamp = attempt.created_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"restored/{attempt.photo_id}/{stamp}.jpg"
 
 
-def discard_restoration_of_failed_attempt(
-    storage: ObjectStorage, job_id: uuid.UUID, attempt_created_at: datetime
-) -> None:
+def discard_restoration_of_failed_attempt(storage: ObjectStorage, attempt: Attempt) -> None:
     """A failed attempt owns no image: remove what a delivery stored before it failed.
 
     Only for attempts already recorded as failed, so no later commit can point at the key.
     """
-    storage.delete(restored_key(job_id, attempt_created_at))
+    storage.delete(restored_key(attempt))
 
 
 def preprocessed_key(attempt_id: uuid.UUID) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from photo_restore.repository import AttemptOutcome
+from photo_restore.attempts import AttemptState
 
 
 class RestoreAccepted(BaseModel):
@@ -19,7 +19,7 @@ class RestoreAccepted(BaseModel):
 
 class AttemptView(BaseModel):
     restore_attempt_id: uuid.UUID
-    outcome: AttemptOutcome
+    outcome: AttemptState
     model: str
     created_at: datetime
     error: dict[str, Any] | None = None

@@ -1,25 +1,29 @@
-"""Builds each Lambda container's long-lived parts once; each handler asks only for what it uses."""
+"""Builds each Lambda container's long-lived parts once; each handler asks only for what it uses.
+
+The worker's parts (Pillow, pillow-heif, httpx) are built in `worker_wiring`, which no other
+function imports: this module stays free of them so the API's cold start never loads them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache, partial
+from functools import cache
 from typing import TYPE_CHECKING
-
-from sqlalchemy import Engine
 
 from photo_restore.errors import DependencyUnavailable
 from photo_restore.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from photo_restore.queue import RestoreQueue
+    from photo_restore.repository import SqlRepository
     from photo_restore.restore_giveup import RestoreGiveUp
     from photo_restore.restore_requests import RestoreRequests
-    from photo_restore.restore_runs import RestoreRun
     from photo_restore.storage import ObjectStorage
 
 # Secrets are cached by Powertools for this long, so a rotated value is picked up without deploys.
 SECRET_MAX_AGE_SECONDS = 300
+# Caches that other wiring modules register, so that reset() forgets them too.
+_RESET_HOOKS: list[Callable[[], None]] = []
 
 
 def _parameter(name: str) -> str:
@@ -45,16 +49,18 @@ def siliconflow_api_key(settings: Settings) -> str:
 
 
 @cache
-def database_engine() -> Engine:
+def repository() -> SqlRepository:
     from photo_restore.db import create_db_engine
+    from photo_restore.repository import SqlRepository
 
     settings = get_settings()
-    return create_db_engine(
+    engine = create_db_engine(
         database_url(settings),
         ssl_mode=settings.database_ssl_mode,
         ssl_ca_file=settings.database_ssl_ca_file,
         pool_size=settings.database_pool_size,
     )
+    return SqlRepository(engine)
 
 
 @cache
@@ -74,80 +80,29 @@ def restore_queue() -> RestoreQueue:
 
 
 @cache
-def restore_run() -> RestoreRun:
-    """The worker's use case; imports Pillow and httpx, so only the worker calls it."""
-    settings = get_settings()
-    return build_restore_run(
-        settings,
-        engine=database_engine(),
-        storage=object_storage(),
-        queue=restore_queue(),
-        # Looked up per request (Powertools caches it for SECRET_MAX_AGE_SECONDS): rotation works.
-        api_key=partial(siliconflow_api_key, settings),
-    )
-
-
-def build_restore_run(
-    settings: Settings,
-    *,
-    engine: Engine,
-    storage: ObjectStorage,
-    queue: RestoreQueue,
-    api_key: str | Callable[[], str],
-) -> RestoreRun:
-    from photo_restore.preprocess import preprocess_image
-    from photo_restore.restore_runs import RestoreRun
-    from photo_restore.result_download import download_result_image
-    from photo_restore.siliconflow import SiliconFlowClient
-
-    return RestoreRun(
-        engine=engine,
-        storage=storage,
-        queue=queue,
-        editor=SiliconFlowClient.from_settings(settings, api_key=api_key),
-        preprocess=partial(
-            preprocess_image,
-            max_side=settings.max_side,
-            max_pixels=settings.max_input_pixels,
-            jpeg_quality=settings.jpeg_quality,
-        ),
-        fetch_result=partial(
-            download_result_image,
-            allow_private_urls=settings.siliconflow_allow_private_urls,
-            max_bytes=settings.result_max_bytes,
-            timeout_seconds=settings.result_download_timeout_seconds,
-        ),
-        settings=settings,
-    )
-
-
-@cache
 def restore_giveup() -> RestoreGiveUp:
     from photo_restore.restore_giveup import RestoreGiveUp
 
-    return RestoreGiveUp(
-        engine=database_engine(), storage=object_storage(), settings=get_settings()
-    )
+    return RestoreGiveUp(repository=repository(), storage=object_storage(), settings=get_settings())
 
 
 @cache
 def restore_requests() -> RestoreRequests:
     from photo_restore.restore_requests import RestoreRequests
 
-    return RestoreRequests(database_engine(), restore_queue(), object_storage(), get_settings())
+    return RestoreRequests(repository(), restore_queue(), object_storage(), get_settings())
+
+
+def on_reset(hook: Callable[[], None]) -> None:
+    _RESET_HOOKS.append(hook)
 
 
 def reset() -> None:
     """Forget every part built so far (tests, and the local stack after it changes settings)."""
-    if database_engine.cache_info().currsize:
-        database_engine().dispose()
-    for built in (
-        restore_requests,
-        restore_giveup,
-        restore_run,
-        restore_queue,
-        object_storage,
-        database_engine,
-    ):
+    if repository.cache_info().currsize:
+        repository().engine.dispose()
+    for hook in _RESET_HOOKS:
+        hook()
+    for built in (restore_requests, restore_giveup, restore_queue, object_storage, repository):
         built.cache_clear()
     get_settings.cache_clear()

@@ -1,0 +1,81 @@
+"""One way for every handler to log, measure and trace: Powertools Logger, Metrics and Tracer
+named after the function, with the domain package's loggers writing through the handler's."""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+SERVICE_PREFIX = "photo-restore-"
+DOMAIN_LOGGER = "photo_restore"
+
+# The logger of the handler now running: one process may hold several handlers (the local
+# stack runs all four), and each invocation's domain logs must carry its own service and keys.
+_current: contextvars.ContextVar[Logger] = contextvars.ContextVar("photo_restore_handler_logger")
+_first: list[Logger] = []
+
+
+class _ThroughHandlerLogger(logging.Handler):
+    """Formats domain records as the running handler's Powertools logger formats its own."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        owner = _current.get(_first[0] if _first else None)
+        if owner is not None:
+            owner.registered_handler.handle(record)
+
+
+def _route_domain_logs(logger: Logger) -> None:
+    if not _first:
+        _first.append(logger)
+        domain = logging.getLogger(DOMAIN_LOGGER)
+        domain.addHandler(_ThroughHandlerLogger())
+        domain.propagate = False
+    logging.getLogger(DOMAIN_LOGGER).setLevel(logger.log_level)
+
+
+@dataclass(frozen=True)
+class HandlerTools:
+    logger: Logger
+    metrics: Metrics
+    tracer: Tracer
+
+    def handler(self, *, correlation_id_path: str | None = None) -> Callable[[Handler], Handler]:
+        """Logger context (fresh keys each invocation), metrics flushed, the invocation traced."""
+
+        def decorate(handler: Handler) -> Handler:
+            @functools.wraps(handler)
+            def observed(event: Any, context: Any) -> Any:
+                token = _current.set(self.logger)
+                try:
+                    return handler(event, context)
+                finally:
+                    _current.reset(token)
+                    # Flushed only when there is something to say: most API reads emit none.
+                    if self.metrics.metric_set:
+                        self.metrics.flush_metrics()
+
+            traced = self.tracer.capture_lambda_handler(observed)
+            logged = self.logger.inject_lambda_context(
+                correlation_id_path=correlation_id_path, clear_state=True
+            )(traced)
+            return cast(Handler, logged)
+
+        return decorate
+
+
+def handler_tools(function: str) -> HandlerTools:
+    """The Logger, Metrics and Tracer of `function` (service `photo-restore-<function>`)."""
+    service = SERVICE_PREFIX + function
+    logger = Logger(service=service)
+    _route_domain_logs(logger)
+    return HandlerTools(
+        logger=logger, metrics=Metrics(service=service), tracer=Tracer(service=service)
+    )

@@ -1,0 +1,142 @@
+"""Real parts as fixtures, each built once per session on first use: Postgres (embedded unless
+DATABASE_URL), moto S3/SQS in server mode, the SiliconFlow stand-in, and the SAM build."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import Engine
+
+from photo_restore.db import create_db_engine, create_schema
+from photo_restore.repository import SqlRepository
+from photo_restore.settings import Settings
+from photo_restore_tools.local.services import (
+    LocalResources,
+    embedded_postgres,
+    moto_server,
+    provision,
+    use_local_aws,
+)
+from photo_restore_tools.local.siliconflow_standin import SiliconFlowStandIn
+from tests.helpers import built_artifact
+from tests.helpers.handlers import load_handler
+from tests.helpers.pipeline import Pipeline
+
+# moto's server logs every request: keep test output about our code.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    if url := os.environ.get("DATABASE_URL"):
+        yield url
+        return
+    with embedded_postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    # Large enough for the concurrency tests, which need one connection per request.
+    engine = create_db_engine(database_url, ssl_mode="disable", pool_size=40, max_overflow=10)
+    create_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def repository(engine: Engine) -> SqlRepository:
+    return SqlRepository(engine)
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> Iterator[str]:
+    with moto_server() as endpoint:
+        use_local_aws(endpoint)
+        yield endpoint
+
+
+@pytest.fixture
+def resources(aws_endpoint: str) -> LocalResources:
+    """A fresh bucket, queue and DLQ per test, so message counts belong to the test."""
+    return provision(
+        name=f"t-{uuid.uuid4().hex[:20]}", visibility_timeout_seconds=30, max_receive_count=3
+    )
+
+
+@pytest.fixture
+def settings(database_url: str, resources: LocalResources) -> Settings:
+    return Settings(
+        database_url=SecretStr(database_url),
+        database_ssl_mode="disable",
+        queue_url=resources.queue_url,
+        dlq_url=resources.dlq_url,
+        bucket_name=resources.bucket_name,
+        visibility_timeout_seconds=30,
+        max_receive_count=3,
+    )
+
+
+@pytest.fixture(scope="session")
+def s3(aws_endpoint: str) -> Any:
+    return boto3.client("s3")
+
+
+@pytest.fixture(scope="session")
+def sqs(aws_endpoint: str) -> Any:
+    return boto3.client("sqs")
+
+
+@pytest.fixture(scope="session")
+def standin_server() -> Iterator[SiliconFlowStandIn]:
+    with SiliconFlowStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def standin(standin_server: SiliconFlowStandIn) -> Iterator[SiliconFlowStandIn]:
+    """The session's stand-in with no scripted behaviour, recorded request or stored result."""
+    standin_server.reset()
+    yield standin_server
+    standin_server.reset()
+
+
+@pytest.fixture
+def pipeline_settings(settings: Settings, standin: SiliconFlowStandIn) -> Settings:
+    return settings.model_copy(
+        update={
+            "siliconflow_base_url": standin.base_url,
+            "siliconflow_api_key": SecretStr("test-key"),
+            "siliconflow_allow_private_urls": True,
+            "siliconflow_max_retries": 1,
+        }
+    )
+
+
+@pytest.fixture
+def pipeline(
+    pipeline_settings: Settings, engine: Engine, s3: Any, sqs: Any, standin: SiliconFlowStandIn
+) -> Iterator[Pipeline]:
+    from photo_restore import wiring
+
+    api = load_handler("api", pipeline_settings)
+    worker = load_handler("worker", pipeline_settings)
+    dlq = load_handler("dlq", pipeline_settings)
+    yield Pipeline(pipeline_settings, engine, s3, sqs, standin, api, worker, dlq)
+    wiring.reset()
+
+
+@pytest.fixture(scope="session")
+def build_dir() -> Path:
+    """One `sam build --cached` per session, into a temporary dir; layers from SAM's cache."""
+    # A dev dependency: missing means a broken install, which must fail, not skip.
+    assert built_artifact.sam_command() is not None, "sam is not installed: pip install -e .[dev]"
+    return built_artifact.build_for_tests()

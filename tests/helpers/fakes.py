@@ -1,0 +1,299 @@
+"""In-memory fakes of the repository, storage, queue and provider, for unit tests of the use cases.
+
+The fake repository applies the same rules as the SQL one (the status table, the attempt
+lifecycle, "in flight" = the photo's newest attempt and still pending) through the pure modules,
+and rolls back on any exception, so a use case cannot tell it from Postgres.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import uuid
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from photo_restore.attempts import ERROR, LAST_TRANSIENT_ERROR, PENDING_S3_KEY, Attempt
+from photo_restore.attempts import AttemptState as State
+from photo_restore.errors import DependencyUnavailable, OriginalMissing, QueueUnavailable
+from photo_restore.photos import Photo
+from photo_restore.queue import RestoreMessage, RestoreQueue
+from photo_restore.repository import FailedRestore
+from photo_restore.siliconflow import SiliconFlowRequest, SiliconFlowResponse
+from photo_restore.status import (
+    RESTORABLE_STATUSES,
+    PhotoStatus,
+    check_transitions,
+    status_after_failed_restore,
+)
+from photo_restore.storage import ObjectStorage
+
+
+@dataclass
+class Tables:
+    photos: dict[uuid.UUID, Photo] = field(default_factory=dict)
+    attempts: dict[uuid.UUID, Attempt] = field(default_factory=dict)
+    jobs: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
+
+
+class FakeClock:
+    """Strictly increasing timestamps, as `clock_timestamp()` gives attempts."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+
+class FakeRepository:
+    def __init__(self) -> None:
+        self.tables = Tables()
+        self.clock = FakeClock()
+        self.unavailable = False  # every transaction fails as a database outage would
+
+    @contextmanager
+    def transaction(self) -> Iterator[FakeTransaction]:
+        if self.unavailable:
+            raise DependencyUnavailable("the database is unavailable; try again")
+        saved = copy.deepcopy(self.tables)
+        try:
+            yield FakeTransaction(self.tables, self.clock)
+        except BaseException:
+            self.tables = saved
+            raise
+
+    def add_photo(self, *, status: PhotoStatus = PhotoStatus.UPLOADED, **fields: Any) -> Photo:
+        photo_id = fields.pop("id", uuid.uuid4())
+        photo = Photo(
+            id=photo_id,
+            owner_id=fields.pop("owner_id", f"user-{uuid.uuid4()}"),
+            original_key=fields.pop("original_key", f"originals/u/{photo_id}.jpg"),
+            processed_key=fields.pop("processed_key", None),
+            status=status,
+            mime_type="image/jpeg",
+            size_bytes=1,
+            updated_at=self.clock(),
+        )
+        self.tables.photos[photo.id] = photo
+        return photo
+
+    def photo(self, photo_id: uuid.UUID) -> Photo:
+        return self.tables.photos[photo_id]
+
+    def attempt(self, attempt_id: uuid.UUID) -> Attempt:
+        return self.tables.attempts[attempt_id]
+
+
+class FakeTransaction:
+    def __init__(self, tables: Tables, clock: FakeClock) -> None:
+        self._t = tables
+        self._clock = clock
+
+    def photo(self, photo_id: uuid.UUID) -> Photo | None:
+        return self._t.photos.get(photo_id)
+
+    def owned_photo(self, photo_id: uuid.UUID, owner_id: str) -> Photo | None:
+        photo = self._t.photos.get(photo_id)
+        return photo if photo and photo.owner_id == owner_id else None
+
+    def attempt(self, attempt_id: uuid.UUID) -> Attempt | None:
+        return self._t.attempts.get(attempt_id)
+
+    def attempts(self, photo_id: uuid.UUID) -> list[Attempt]:
+        mine = [a for a in self._t.attempts.values() if a.photo_id == photo_id]
+        return sorted(mine, key=lambda a: (a.created_at, a.id), reverse=True)
+
+    def newest_attempt(self, photo_id: uuid.UUID) -> Attempt | None:
+        return next(iter(self.attempts(photo_id)), None)
+
+    def idle_processing_photo_ids(self, idle_before: datetime) -> list[uuid.UUID]:
+        return [
+            p.id
+            for p in self._t.photos.values()
+            if p.status is PhotoStatus.PROCESSING and p.updated_at < idle_before
+        ]
+
+    def failed_newest_attempts(
+        self,
+        *,
+        since: datetime,
+        codes: Collection[str] | None = None,
+        photo_ids: Collection[uuid.UUID] | None = None,
+    ) -> list[FailedRestore]:
+        found = []
+        for photo in self._t.photos.values():
+            newest = self.newest_attempt(photo.id)
+            if newest is None or newest.error is None or newest.created_at < since:
+                continue
+            code = newest.error.get("code")
+            if (codes and code not in codes) or (photo_ids and photo.id not in photo_ids):
+                continue
+            found.append(FailedRestore(photo.id, newest.id, photo.owner_id, code))
+        return found
+
+    def claim_photo(self, photo_id: uuid.UUID, owner_id: str) -> Photo | None:
+        photo = self.owned_photo(photo_id, owner_id)
+        if photo is None or photo.status not in RESTORABLE_STATUSES:
+            return None
+        return self._set_photo(photo, status=PhotoStatus.PROCESSING)
+
+    def ensure_job(self, photo_id: uuid.UUID, email: str | None) -> None:
+        self._t.jobs.setdefault(photo_id, {"email": email, "selected_restore_id": None})
+
+    def insert_attempt(
+        self, *, attempt_id: uuid.UUID, photo_id: uuid.UUID, model: str, params: Mapping[str, Any]
+    ) -> Attempt:
+        attempt = Attempt(attempt_id, photo_id, PENDING_S3_KEY, model, dict(params), self._clock())
+        self._t.attempts[attempt_id] = attempt
+        return attempt
+
+    def start_attempt(self, photo_id: uuid.UUID, attempt_id: uuid.UUID) -> Photo | None:
+        photo = self._in_flight_photo(photo_id, attempt_id)
+        return self._set_photo(photo) if photo else None
+
+    def complete_attempt(
+        self,
+        *,
+        photo_id: uuid.UUID,
+        attempt_id: uuid.UUID,
+        s3_key: str,
+        params: Mapping[str, Any],
+    ) -> bool:
+        photo = self._in_flight_photo(photo_id, attempt_id)
+        if photo is None:
+            return False
+        check_transitions([PhotoStatus.PROCESSING], [PhotoStatus.READY])
+        self._set_photo(photo, status=PhotoStatus.READY, processed_key=s3_key)
+        attempt = self._t.attempts[attempt_id]
+        merged = {k: v for k, v in attempt.params.items() if k != LAST_TRANSIENT_ERROR}
+        self._set_attempt(attempt, s3_key=s3_key, params=merged | dict(params))
+        self._t.jobs[photo_id]["selected_restore_id"] = attempt_id
+        return True
+
+    def fail_attempt(
+        self,
+        *,
+        photo_id: uuid.UUID,
+        attempt_id: uuid.UUID,
+        error: Mapping[str, Any],
+        idle_before: datetime | None = None,
+    ) -> bool:
+        photo = self._in_flight_photo(photo_id, attempt_id)
+        if photo is None or (idle_before is not None and photo.updated_at >= idle_before):
+            return False
+        self._revert(photo)
+        attempt = self._t.attempts[attempt_id]
+        self._set_attempt(attempt, params={**attempt.params, ERROR: dict(error)})
+        return True
+
+    def note_transient_error(self, attempt_id: uuid.UUID, record: Mapping[str, Any]) -> bool:
+        attempt = self._t.attempts.get(attempt_id)
+        if attempt is None or attempt.state is not State.PENDING:
+            return False
+        self._set_attempt(attempt, params={**attempt.params, LAST_TRANSIENT_ERROR: dict(record)})
+        return True
+
+    def revert_photo_without_attempt(self, photo_id: uuid.UUID, idle_before: datetime) -> bool:
+        photo = self._t.photos.get(photo_id)
+        if (
+            photo is None
+            or photo.status is not PhotoStatus.PROCESSING
+            or photo.updated_at >= idle_before
+            or self.newest_attempt(photo_id) is not None
+        ):
+            return False
+        self._revert(photo)
+        return True
+
+    def select_restore(self, *, photo_id: uuid.UUID, attempt_id: uuid.UUID, s3_key: str) -> None:
+        self._set_photo(self._t.photos[photo_id], processed_key=s3_key, touch=False)
+        self._t.jobs[photo_id]["selected_restore_id"] = attempt_id
+
+    def _in_flight_photo(self, photo_id: uuid.UUID, attempt_id: uuid.UUID) -> Photo | None:
+        photo = self._t.photos.get(photo_id)
+        newest = self.newest_attempt(photo_id)
+        if photo is None or photo.status is not PhotoStatus.PROCESSING or newest is None:
+            return None
+        return photo if newest.id == attempt_id and newest.state is State.PENDING else None
+
+    def _revert(self, photo: Photo) -> None:
+        target = status_after_failed_restore(has_restoration=photo.processed_key is not None)
+        self._set_photo(photo, status=target)
+
+    def _set_photo(self, photo: Photo, *, touch: bool = True, **changes: Any) -> Photo:
+        if "status" in changes:
+            check_transitions([photo.status], [changes["status"]])
+        if touch:
+            changes["updated_at"] = self._clock()
+        updated = dataclasses.replace(photo, **changes)
+        self._t.photos[photo.id] = updated
+        return updated
+
+    def _set_attempt(self, attempt: Attempt, **changes: Any) -> None:
+        self._t.attempts[attempt.id] = dataclasses.replace(attempt, **changes)
+
+
+class FakeStorage(ObjectStorage):
+    def __init__(self) -> None:
+        super().__init__(s3_client=None, bucket="fake")  # type: ignore[arg-type]
+        self.objects: dict[str, bytes] = {}
+
+    def read(self, key: str, *, max_bytes: int) -> bytes:
+        if key not in self.objects:
+            raise OriginalMissing(f"s3://fake/{key} does not exist")
+        return self.objects[key]
+
+    def write_jpeg(self, key: str, data: bytes) -> None:
+        self.objects[key] = data
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+
+    def presigned_get_url(self, key: str, *, expires_seconds: int) -> str:
+        return f"https://fake.s3/{key}?expires={expires_seconds}"
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return sorted(k for k in self.objects if k.startswith(prefix))
+
+
+class FakeQueue(RestoreQueue):
+    def __init__(self) -> None:
+        super().__init__(sqs_client=None, queue_url="fake")  # type: ignore[arg-type]
+        self.sent: list[tuple[RestoreMessage, int]] = []
+        self.unavailable = False
+
+    def send(self, message: RestoreMessage, *, delay_seconds: int = 0) -> str:
+        if self.unavailable:
+            raise QueueUnavailable("could not enqueue the restore: fake outage")
+        self.sent.append((message, delay_seconds))
+        return f"message-{len(self.sent)}"
+
+
+class FakeEditor:
+    """Answers each request with the next scripted response or error."""
+
+    def __init__(self, *answers: SiliconFlowResponse | Exception) -> None:
+        self.answers = list(answers)
+        self.requests: list[SiliconFlowRequest] = []
+
+    def edit_image(self, request: SiliconFlowRequest) -> SiliconFlowResponse:
+        self.requests.append(request)
+        answer = self.answers.pop(0) if self.answers else ok_response()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def ok_response(**fields: Any) -> SiliconFlowResponse:
+    defaults: dict[str, Any] = {
+        "image_url": "https://cdn.example/result.png",
+        "inference_time": 12.5,
+        "seed": 123456,
+        "trace_id": "ti_fake",
+    }
+    return SiliconFlowResponse(**(defaults | fields))

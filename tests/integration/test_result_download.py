@@ -1,0 +1,207 @@
+"""download_result_image over real loopback HTTP: the stand-in's result URLs, and TLS pinned to a
+vetted address while the certificate is still checked by name."""
+
+from __future__ import annotations
+
+import io
+import ssl
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from photo_restore.errors import InvalidProviderResult, ProviderUnavailable
+from photo_restore.result_download import download_result_image
+from photo_restore.siliconflow import SiliconFlowClient
+from photo_restore_tools.local.siliconflow_standin import Behaviour, SiliconFlowStandIn
+from tests.helpers.images import png
+from tests.helpers.provider import data_uri, provider_request, static_resolver
+
+PNG = png()
+_resolver = static_resolver
+
+
+def _generate(standin: SiliconFlowStandIn, size: tuple[int, int] = (40, 30)) -> str:
+    with SiliconFlowClient(
+        base_url=standin.base_url, api_key="k", connect_timeout=2, read_timeout=5, max_retries=0
+    ) as client:
+        return client.edit_image(provider_request(data_uri(size))).image_url
+
+
+def test_allow_private_urls_lets_loopback_http_through(standin: SiliconFlowStandIn) -> None:
+    url = _generate(standin)
+    data = download_result_image(
+        url, allow_private_urls=True, max_bytes=1_000_000, timeout_seconds=5
+    )
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "JPEG" and image.size == (40, 30)
+
+
+def test_loopback_refused_without_allow_private(standin: SiliconFlowStandIn) -> None:
+    url = _generate(standin)
+    with pytest.raises(InvalidProviderResult, match="scheme 'http'"):
+        download_result_image(url, allow_private_urls=False, max_bytes=10**6, timeout_seconds=5)
+    https_url = url.replace("http://", "https://")
+    with pytest.raises(InvalidProviderResult, match="non-public"):
+        download_result_image(
+            https_url, allow_private_urls=False, max_bytes=10**6, timeout_seconds=5
+        )
+
+
+def test_standin_non_image_result_refused(standin: SiliconFlowStandIn) -> None:
+    standin.enqueue(Behaviour.not_an_image_result())
+    url = _generate(standin)
+    with pytest.raises(InvalidProviderResult, match="not a readable image"):
+        download_result_image(url, allow_private_urls=True, max_bytes=10**6, timeout_seconds=5)
+
+
+def test_streamed_cap_over_real_http(standin: SiliconFlowStandIn) -> None:
+    url = _generate(standin, size=(200, 200))
+    with pytest.raises(InvalidProviderResult, match="limit"):
+        download_result_image(url, allow_private_urls=True, max_bytes=100, timeout_seconds=5)
+
+
+def test_expired_or_unknown_result_is_invalid(standin: SiliconFlowStandIn) -> None:
+    with pytest.raises(InvalidProviderResult, match="404"):
+        download_result_image(
+            standin.root_url + "/results/nope.jpg",
+            allow_private_urls=True,
+            max_bytes=10**6,
+            timeout_seconds=5,
+        )
+
+
+# --- Pinning keeps TLS honest: connect to the vetted IP, verify the certificate by name -------
+
+
+def _tls_material(tmp_path: Path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A throwaway CA and a leaf certificate for `name`: (server context, client context)."""
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+
+    def build(subject: str, issuer: str, key: Any, signer: Any, *, ca: bool) -> Any:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            # Python 3.13 verifies strictly (VERIFY_X509_STRICT), as real CDN certificates pass.
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+                critical=False,
+            )
+        )
+        if ca:
+            builder = builder.add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = build("test-ca", "test-ca", ca_key, ca_key, ca=True)
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf_cert = build(name, "test-ca", leaf_key, ca_key, ca=False)
+    cert_file, key_file = tmp_path / "leaf.pem", tmp_path / "leaf.key"
+    cert_file.write_bytes(leaf_cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        leaf_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert_file, key_file)
+    client_ctx = ssl.create_default_context(
+        cadata=ca_cert.public_bytes(serialization.Encoding.PEM).decode()
+    )
+    return server_ctx, client_ctx
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext, list[str]]]:
+    """An https server on 127.0.0.1 whose certificate names only cdn.example."""
+    server_ctx, client_ctx = _tls_material(tmp_path, "cdn.example")
+    hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hosts.append(self.headers["Host"])
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PNG)))
+            self.end_headers()
+            self.wfile.write(PNG)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = server_ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server.server_address[1], client_ctx, hosts
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_pinned_connection_verifies_certificate_by_name(
+    tls_server: tuple[int, ssl.SSLContext, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, client_ctx, hosts = tls_server
+    # Loopback stands in for a public address here; everything else is the production path.
+    monkeypatch.setattr("photo_restore.result_download._is_public", lambda _: True)
+    resolve = _resolver({"cdn.example": ["127.0.0.1"], "evil.example": ["127.0.0.1"]})
+    with httpx.Client(verify=client_ctx) as client:
+        data = download_result_image(
+            f"https://cdn.example:{port}/r.png",
+            allow_private_urls=False,
+            max_bytes=10**6,
+            timeout_seconds=5,
+            http_client=client,
+            resolve=resolve,
+        )
+    assert data == PNG and hosts == [f"cdn.example:{port}"]
+    with httpx.Client(verify=client_ctx) as client, pytest.raises(ProviderUnavailable):
+        download_result_image(  # same address, a name the certificate does not cover
+            f"https://evil.example:{port}/r.png",
+            allow_private_urls=False,
+            max_bytes=10**6,
+            timeout_seconds=5,
+            http_client=client,
+            resolve=resolve,
+        )

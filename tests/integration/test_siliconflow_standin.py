@@ -1,0 +1,314 @@
+"""The SiliconFlow stand-in honours the contract: auth, validation, trace ids, results, expiry."""
+
+from __future__ import annotations
+
+import base64
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image, ImageStat
+
+from photo_restore_tools.local.siliconflow_standin import (
+    Behaviour,
+    SiliconFlowStandIn,
+    restore_image,
+)
+
+
+def _jpeg(size: tuple[int, int] = (64, 48)) -> bytes:
+    image = Image.new("RGB", size)
+    # A faded, warm-tinted gradient: something autocontrast and the balance visibly change.
+    image.putdata(
+        [(120 + x % 60, 100 + y % 40, 80) for y in range(size[1]) for x in range(size[0])]
+    )
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def _data_uri(data: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+
+
+def _body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": "Qwen/Qwen-Image-Edit",
+        "prompt": "restore",
+        "image": _data_uri(_jpeg()),
+        "num_inference_steps": 20,
+        "guidance_scale": 7.5,
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+AUTH = {"Authorization": "Bearer any-key"}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(scope="module")
+def server(clock: FakeClock) -> Iterator[SiliconFlowStandIn]:
+    with SiliconFlowStandIn(result_ttl_seconds=60, clock=clock) as standin:
+        yield standin
+
+
+@pytest.fixture
+def standin(server: SiliconFlowStandIn) -> Iterator[SiliconFlowStandIn]:
+    server.reset()
+    yield server
+    server.reset()
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=5) as client:
+        yield client
+
+
+def _post(
+    http: httpx.Client, standin: SiliconFlowStandIn, body: object, headers: dict[str, str] = AUTH
+) -> httpx.Response:
+    return http.post(f"{standin.base_url}/images/generations", json=body, headers=headers)
+
+
+def test_base_url_and_success_shape(standin: SiliconFlowStandIn, http: httpx.Client) -> None:
+    assert standin.base_url == f"http://127.0.0.1:{standin.port}/v1" and standin.port > 0
+    response = _post(http, standin, _body(seed=5))
+    assert response.status_code == 200
+    payload = response.json()
+    assert payload["seed"] == 5
+    assert isinstance(payload["timings"]["inference"], float)
+    (image,) = payload["images"]
+    assert image["url"].startswith(f"http://127.0.0.1:{standin.port}/results/")
+    assert response.headers["x-siliconcloud-trace-id"].startswith("ti_")
+
+
+def test_result_is_same_size_and_visibly_changed(
+    standin: SiliconFlowStandIn, http: httpx.Client
+) -> None:
+    original = _jpeg((64, 48))
+    url = _post(http, standin, _body(image=_data_uri(original))).json()["images"][0]["url"]
+    result = http.get(url)
+    assert result.status_code == 200 and result.headers["content-type"] == "image/jpeg"
+    assert result.headers["x-siliconcloud-trace-id"]
+    with Image.open(io.BytesIO(result.content)) as out, Image.open(io.BytesIO(original)) as src:
+        assert out.size == src.size
+        before, after = ImageStat.Stat(src), ImageStat.Stat(out.convert("RGB"))
+        # Autocontrast stretches the range; the balance narrows the red/blue gap.
+        assert (
+            after.extrema[0][1] - after.extrema[0][0] > before.extrema[0][1] - before.extrema[0][0]
+        )
+        assert abs(after.mean[0] - after.mean[2]) < abs(before.mean[0] - before.mean[2])
+
+
+def test_restore_is_deterministic() -> None:
+    data = _jpeg()
+    assert restore_image(data) == restore_image(data)
+
+
+def test_seed_generated_when_absent(standin: SiliconFlowStandIn, http: httpx.Client) -> None:
+    seed = _post(http, standin, _body()).json()["seed"]
+    assert isinstance(seed, int) and 0 <= seed <= 9_999_999_999
+
+
+def test_input_fetched_from_http_url(standin: SiliconFlowStandIn, http: httpx.Client) -> None:
+    # The stand-in's own result URL plays the presigned S3 URL here.
+    first = _post(http, standin, _body()).json()["images"][0]["url"]
+    response = _post(http, standin, _body(image=first))
+    assert response.status_code == 200
+    unreachable = _post(http, standin, _body(image=standin.root_url + "/results/missing.jpg"))
+    assert unreachable.status_code == 400
+    assert "failed to download image" in unreachable.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [({}, 401), ({"Authorization": "Bearer"}, 401), ({"Authorization": "Basic abc"}, 401)],
+)
+def test_missing_or_wrong_auth(
+    standin: SiliconFlowStandIn, http: httpx.Client, headers: dict[str, str], status: int
+) -> None:
+    response = _post(http, standin, _body(), headers=headers)
+    assert response.status_code == status
+    assert response.json()["message"] and response.json()["data"] is None
+    assert response.headers["x-siliconcloud-trace-id"]
+
+
+def test_required_api_key(http: httpx.Client) -> None:
+    with SiliconFlowStandIn(api_key="right") as strict:
+        assert _post(http, strict, _body(), {"Authorization": "Bearer wrong"}).status_code == 401
+        assert _post(http, strict, _body(), {"Authorization": "Bearer right"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": None}, "prompt"),
+        ({"model": None}, "model"),
+        ({"image": None}, "image is required"),
+        ({"num_inference_steps": 0}, "num_inference_steps"),
+        ({"num_inference_steps": 101}, "num_inference_steps"),
+        ({"guidance_scale": 20.5}, "guidance_scale"),
+        ({"guidance_scale": -1}, "guidance_scale"),
+        ({"image_size": "1024x1024"}, "image_size"),
+        ({"seed": -1}, "seed"),
+        ({"image": "data:image/jpeg;base64,@@@"}, "base64"),
+        ({"image": "ftp://x/y.jpg"}, "http(s) URL or a data URI"),
+        ({"image": _data_uri(b"not a jpeg")}, "could not be decoded"),
+    ],
+)
+def test_validation_errors(
+    standin: SiliconFlowStandIn, http: httpx.Client, overrides: dict[str, Any], fragment: str
+) -> None:
+    response = _post(http, standin, _body(**overrides))
+    assert response.status_code == 400
+    payload = response.json()
+    assert fragment in payload["message"] and payload["code"] == 20015
+    assert response.headers["x-siliconcloud-trace-id"]
+
+
+def test_non_json_body_is_400(standin: SiliconFlowStandIn, http: httpx.Client) -> None:
+    response = http.post(f"{standin.base_url}/images/generations", content=b"{oops", headers=AUTH)
+    assert response.status_code == 400
+    assert standin.requests == [{"_raw": "{oops"}]
+
+
+def test_unknown_paths_404_with_trace_id(standin: SiliconFlowStandIn, http: httpx.Client) -> None:
+    for response in (
+        http.get(standin.root_url + "/results/unknown.jpg"),
+        http.get(standin.root_url + "/nothing"),
+        http.post(standin.base_url + "/chat/completions", json={}, headers=AUTH),
+    ):
+        assert response.status_code == 404
+        assert response.headers["x-siliconcloud-trace-id"]
+
+
+def test_results_expire(standin: SiliconFlowStandIn, http: httpx.Client, clock: FakeClock) -> None:
+    url = _post(http, standin, _body()).json()["images"][0]["url"]
+    clock.now += 59
+    assert http.get(url).status_code == 200
+    clock.now += 2
+    assert http.get(url).status_code == 404
+
+
+def test_requests_recorded_with_short_image(
+    standin: SiliconFlowStandIn, http: httpx.Client
+) -> None:
+    _post(http, standin, _body(seed=1))
+    (recorded,) = standin.requests
+    assert recorded["seed"] == 1 and recorded["prompt"] == "restore"
+    assert len(recorded["image"]) < 100 and recorded["image"].startswith("data:image/jpeg")
+
+
+def test_behaviours_are_one_shot_and_in_order(
+    standin: SiliconFlowStandIn, http: httpx.Client
+) -> None:
+    standin.enqueue(Behaviour.rate_limited(retry_after=2), Behaviour.error(503, message="busy"))
+    limited = _post(http, standin, _body())
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "2"
+    busy = _post(http, standin, _body())
+    assert busy.status_code == 503 and busy.json()["message"] == "busy"
+    assert _post(http, standin, _body()).status_code == 200
+    assert standin.pending_behaviours == 0
+
+
+def test_rate_limited_without_header(standin: SiliconFlowStandIn, http: httpx.Client) -> None:
+    standin.enqueue(Behaviour.rate_limited())
+    response = _post(http, standin, _body())
+    assert response.status_code == 429 and "retry-after" not in response.headers
+
+
+def test_unauthenticated_request_does_not_consume_behaviour(
+    standin: SiliconFlowStandIn, http: httpx.Client
+) -> None:
+    standin.enqueue(Behaviour.error(500))
+    assert _post(http, standin, _body(), headers={}).status_code == 401
+    assert _post(http, standin, _body()).status_code == 500
+
+
+def test_result_shaping_behaviours(standin: SiliconFlowStandIn, http: httpx.Client) -> None:
+    standin.enqueue(
+        Behaviour.malformed_body(),
+        Behaviour.empty_images(),
+        Behaviour.result_url("http://10.0.0.1/x.png"),
+        Behaviour.not_an_image_result(),
+    )
+    malformed = _post(http, standin, _body())
+    assert malformed.status_code == 200 and malformed.text.startswith("<html>")
+    assert _post(http, standin, _body()).json()["images"] == []
+    assert _post(http, standin, _body()).json()["images"] == [{"url": "http://10.0.0.1/x.png"}]
+    url = _post(http, standin, _body()).json()["images"][0]["url"]
+    assert http.get(url).content == b"this is not an image"
+
+
+def test_delay_and_latency(standin: SiliconFlowStandIn, http: httpx.Client) -> None:
+    standin.enqueue(Behaviour.delay(0.2))
+    assert _post(http, standin, _body()).json()["timings"]["inference"] >= 0.2
+    standin.latency_seconds = 0.1
+    try:
+        assert _post(http, standin, _body()).json()["timings"]["inference"] >= 0.1
+    finally:
+        standin.latency_seconds = 0.0
+
+
+def test_hang_drops_the_connection_after_silence(
+    standin: SiliconFlowStandIn, http: httpx.Client
+) -> None:
+    standin.enqueue(Behaviour.hang(5))
+    with pytest.raises(httpx.ReadTimeout):
+        http.post(f"{standin.base_url}/images/generations", json=_body(), headers=AUTH, timeout=0.2)
+    standin.reset()  # wakes the sleeping handler at once
+    standin.enqueue(Behaviour.hang(0.1))
+    with pytest.raises(httpx.RemoteProtocolError):
+        _post(http, standin, _body())
+
+
+def test_reset_clears_everything(standin: SiliconFlowStandIn, http: httpx.Client) -> None:
+    url = _post(http, standin, _body()).json()["images"][0]["url"]
+    standin.enqueue(Behaviour.error(500))
+    standin.reset()
+    assert standin.requests == [] and standin.pending_behaviours == 0
+    assert http.get(url).status_code == 404
+
+
+def test_public_base_url_used_in_result_urls(http: httpx.Client) -> None:
+    with SiliconFlowStandIn(public_base_url="http://host.docker.internal:9999/") as standin:
+        response = http.post(
+            f"http://127.0.0.1:{standin.port}/v1/images/generations", json=_body(), headers=AUTH
+        )
+        assert response.json()["images"][0]["url"].startswith(
+            "http://host.docker.internal:9999/results/"
+        )
+
+
+def test_module_runs_alone_and_says_it_is_not_the_model() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "photo_restore_tools.local.siliconflow_standin", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
+    assert "NOT the Qwen-Image-Edit model" in line and "listening on http://127.0.0.1:" in line

@@ -1,0 +1,170 @@
+"""The worker's use case against fakes: every outcome, and nothing orphaned on the way."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Callable
+
+import pytest
+from PIL import Image
+
+from photo_restore.attempts import AttemptState
+from photo_restore.errors import (
+    CorruptImage,
+    InvalidProviderResult,
+    ProviderRateLimited,
+    ProviderUnavailable,
+)
+from photo_restore.preprocess import ImagePreprocessResult
+from photo_restore.queue import RestoreMessage
+from photo_restore.restore_requests import Caller, RestoreRequests
+from photo_restore.restore_runs import RestoreRun, RunOutcome, RunReport
+from photo_restore.settings import Settings
+from photo_restore.status import PhotoStatus
+from tests.helpers.fakes import FakeEditor, FakeQueue, FakeRepository, FakeStorage
+
+
+def jpeg(size: tuple[int, int] = (32, 24)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (120, 90, 60)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+def prepared(data: bytes) -> ImagePreprocessResult:
+    return ImagePreprocessResult(
+        image_bytes=jpeg(),
+        resized=False,
+        original_dimensions=(32, 24),
+        new_dimensions=(32, 24),
+        format_converted=False,
+        original_format="JPEG",
+    )
+
+
+class World:
+    """A claimed photo and the parts a RestoreRun is built from."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.repository = FakeRepository()
+        self.storage = FakeStorage()
+        self.queue = FakeQueue()
+        self.editor = FakeEditor()
+        self.preprocess: Callable[[bytes], ImagePreprocessResult] = prepared
+        self.result = jpeg((40, 30))
+        self.photo = self.repository.add_photo()
+        self.storage.objects[self.photo.original_key] = b"original bytes"
+        requests = RestoreRequests(self.repository, self.queue, self.storage, self.settings)
+        accepted = requests.request_restore(Caller(self.photo.owner_id, None), self.photo.id)
+        self.attempt_id = accepted.restore_attempt_id
+        self.message = RestoreMessage(photo_id=self.photo.id, restore_attempt_id=self.attempt_id)
+        self.queue.sent.clear()
+
+    def run(self, message: RestoreMessage | None = None) -> RunReport:
+        run = RestoreRun(
+            repository=self.repository,
+            storage=self.storage,
+            queue=self.queue,
+            editor=self.editor,
+            preprocess=lambda data: self.preprocess(data),
+            fetch_result=lambda url: self.result,
+            settings=self.settings,
+        )
+        return run.run(message or self.message)
+
+
+def test_a_run_stores_the_restoration_and_settles_the_photo_ready() -> None:
+    world = World()
+    report = world.run()
+
+    attempt = world.repository.attempt(world.attempt_id)
+    assert report.outcome is RunOutcome.SUCCEEDED
+    assert attempt.state is AttemptState.SUCCEEDED
+    assert world.repository.photo(world.photo.id).status is PhotoStatus.READY
+    assert world.repository.photo(world.photo.id).processed_key == attempt.s3_key
+    assert world.storage.keys("restored/") == [attempt.s3_key]
+    assert world.storage.objects[attempt.s3_key] == world.result
+    assert world.storage.keys("tmp/") == []  # the preprocessed input is gone
+    assert attempt.params["seed"] == 123456 and attempt.params["provider_trace_id"] == "ti_fake"
+    assert world.storage.objects[world.photo.original_key] == b"original bytes"
+
+
+def test_a_permanent_failure_fails_the_attempt_and_reverts_the_photo() -> None:
+    world = World()
+
+    def corrupt(data: bytes) -> ImagePreprocessResult:
+        raise CorruptImage("corrupt image: truncated")
+
+    world.preprocess = corrupt
+    report = world.run()
+
+    attempt = world.repository.attempt(world.attempt_id)
+    assert report.outcome is RunOutcome.FAILED
+    assert attempt.error is not None and attempt.error["code"] == "corrupt_image"
+    assert world.repository.photo(world.photo.id).status is PhotoStatus.UPLOADED
+    assert world.editor.requests == []
+
+
+def test_a_failure_after_the_provider_call_keeps_its_trace_id() -> None:
+    world = World()
+    world.result = b"not an image"
+    world.run()
+    error = world.repository.attempt(world.attempt_id).error
+    assert error is not None and error["code"] == InvalidProviderResult.code
+    assert error["provider_trace_id"] == "ti_fake"
+    assert world.storage.keys("restored/") == []
+
+
+def test_a_transient_failure_raises_for_sqs_and_notes_the_error() -> None:
+    world = World()
+    world.editor.answers = [ProviderUnavailable("SiliconFlow answered 503")]
+    with pytest.raises(ProviderUnavailable):
+        world.run()
+    attempt = world.repository.attempt(world.attempt_id)
+    assert attempt.state is AttemptState.PENDING
+    assert attempt.last_transient_error is not None
+    assert attempt.last_transient_error["code"] == "provider_unavailable"
+    world.run()  # the redelivery succeeds and drops the note
+    assert "last_transient_error" not in world.repository.attempt(world.attempt_id).params
+
+
+def test_a_rate_limit_re_sends_the_message_with_the_providers_delay() -> None:
+    world = World()
+    world.editor.answers = [ProviderRateLimited("429", retry_after_seconds=7)]
+    report = world.run()
+    assert report.outcome is RunOutcome.DEFERRED
+    [(deferred, delay)] = world.queue.sent
+    assert delay == 7 and deferred.rate_limit_deferrals == 1
+    assert world.repository.attempt(world.attempt_id).state is AttemptState.PENDING
+
+
+def test_endless_rate_limits_end_in_a_failure() -> None:
+    world = World(Settings(max_rate_limit_deferrals=1))
+    world.editor.answers = [ProviderRateLimited("429")]
+    report = world.run(world.message.model_copy(update={"rate_limit_deferrals": 1}))
+    assert report.outcome is RunOutcome.FAILED
+    assert world.queue.sent == []
+
+
+def test_a_stale_or_foreign_message_changes_nothing() -> None:
+    world = World()
+    world.run()
+    settled = world.repository.attempt(world.attempt_id)
+    assert world.run().outcome is RunOutcome.SKIPPED
+    foreign = world.message.model_copy(update={"photo_id": uuid.uuid4()})
+    assert world.run(foreign).outcome is RunOutcome.SKIPPED
+    assert world.repository.attempt(world.attempt_id) == settled
+    assert len(world.editor.requests) == 1
+
+
+def test_a_late_message_of_a_failed_attempt_removes_what_a_dead_delivery_stored() -> None:
+    world = World()
+    world.preprocess = lambda data: (_ for _ in ()).throw(CorruptImage("bad"))
+    world.run()
+    attempt = world.repository.attempt(world.attempt_id)
+    from photo_restore.storage import restored_key
+
+    world.storage.objects[restored_key(attempt)] = b"left over by a dead delivery"
+    world.run()
+    assert world.storage.keys("restored/") == []
