@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from photo_restore.db import create_db_engine, create_schema
+from photo_restore.db import create_db_engine
 from photo_restore.repository import SqlRepository
 from photo_restore.settings import Settings
 from photo_restore_tools.local.services import (
@@ -47,7 +47,7 @@ def database_url() -> Iterator[str]:
 def engine(database_url: str) -> Iterator[Engine]:
     # Large enough for the concurrency tests, which need one connection per request.
     engine = create_db_engine(database_url, ssl_mode="disable", pool_size=40, max_overflow=10)
-    create_schema(engine)
+    SqlRepository(engine).create_schema()
     yield engine
     engine.dispose()
 
@@ -117,6 +117,8 @@ def pipeline_settings(settings: Settings, standin: SiliconFlowStandIn) -> Settin
             "siliconflow_api_key": SecretStr("test-key"),
             "siliconflow_allow_private_urls": True,
             "siliconflow_max_retries": 1,
+            # Transient failures come back at once (the production backoff has its own test).
+            "transient_retry_delays_seconds": [0],
         }
     )
 

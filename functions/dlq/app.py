@@ -24,9 +24,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def settle_record(record: SQSRecord) -> None:
     """Malformed or unknown messages are logged and acknowledged: never a crash loop."""
-    report = wiring.restore_giveup().settle_dead_message(
-        record.body, receive_count=int(record.attributes.approximate_receive_count or 0) or None
-    )
+    report = wiring.restore_giveup().settle_dead_message(record.body)
     logger.warning(
         "dead restore message settled",
         outcome=report.outcome,

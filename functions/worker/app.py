@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from photo_restore import worker_wiring
 from photo_restore.observability import handler_tools
-from photo_restore.queue import parse_restore_message
+from photo_restore.queue import Delivery, parse_restore_message
 from photo_restore.restore_runs import RunOutcome, RunReport
 
 tools = handler_tools("worker")
@@ -27,7 +27,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 @tracer.capture_method
 def run_record(record: SQSRecord) -> None:
-    """Raising marks only this record failed; SQS redelivers it after its visibility timeout."""
+    """Raising marks only this record failed; it comes back after the backoff the run set."""
     message = parse_restore_message(record.body)
     if message is None:
         logger.error("acknowledging a message that is not a restore message", body=record.body)
@@ -40,7 +40,11 @@ def run_record(record: SQSRecord) -> None:
         age = max(0.0, time.time() - sent_ms / 1000)
         metrics.add_metric(name="QueueAgeSeconds", unit=MetricUnit.Seconds, value=age)
     try:
-        report = worker_wiring.restore_run().run(message)
+        delivery = Delivery(
+            receipt_handle=record.receipt_handle,
+            receive_count=int(record.attributes.approximate_receive_count or 1),
+        )
+        report = worker_wiring.restore_run().run(message, delivery)
     except Exception as error:
         # SiliconFlow support asks for the trace id, failures above all.
         logger.append_keys(provider_trace_id=getattr(error, "trace_id", None))

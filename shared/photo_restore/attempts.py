@@ -17,6 +17,8 @@ PENDING_S3_KEY = "pending"
 # error a later delivery may still get past (for the DLQ handler's message).
 ERROR = "error"
 LAST_TRANSIENT_ERROR = "last_transient_error"
+# How many deliveries of the restore queue (re-sent messages included) started this attempt.
+DELIVERIES = "deliveries"
 
 
 class AttemptState(StrEnum):
@@ -80,3 +82,8 @@ class Attempt:
     def last_transient_error(self) -> Mapping[str, Any] | None:
         value = self.params.get(LAST_TRANSIENT_ERROR)
         return value if isinstance(value, Mapping) else None
+
+    @property
+    def deliveries(self) -> int:
+        value = self.params.get(DELIVERIES, 0)
+        return value if isinstance(value, int) else 0

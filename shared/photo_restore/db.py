@@ -1,4 +1,4 @@
-"""Engine construction (once per Lambda container) and schema creation for empty databases."""
+"""Engine construction: once per Lambda container, with one TLS context per container."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from sqlalchemy import Engine, create_engine, make_url
-
-from photo_restore.models import Base
 
 SslMode = Literal["verify", "require", "disable"]
 
@@ -51,8 +49,3 @@ def create_db_engine(
         pool_pre_ping=True,
         connect_args=connect_args,
     )
-
-
-def create_schema(engine: Engine) -> None:
-    """Create the app's tables and indexes where missing (tests and the local stack)."""
-    Base.metadata.create_all(engine)

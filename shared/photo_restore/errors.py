@@ -36,6 +36,15 @@ class RestoreError(Exception):
 # --- API-facing errors -------------------------------------------------------------------
 
 
+class UnreadableBody(RestoreError):
+    """The request body cannot be read as JSON: not UTF-8, not JSON, nested or numbered past
+    what a parser should accept."""
+
+    code = "unreadable_body"
+    kind = FailureKind.PERMANENT
+    http_status = 400
+
+
 class Unauthenticated(RestoreError):
     code = "unauthenticated"
     kind = FailureKind.PERMANENT

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -14,6 +14,7 @@ from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError, features
 
 from photo_restore.errors import CorruptImage, ImageTooLarge, RestoreError, UnsupportedImage
 from photo_restore.image_formats import is_hevc_heif, sniff_format
+from photo_restore.png_bands import PngLayout, iter_bands, png_layout
 from photo_restore.settings import Settings
 
 _ORIENTATION_TAG = 0x0112
@@ -66,6 +67,7 @@ class PreprocessLimits:
     max_side: int  # longest side submitted to the model (never upscaled)
     max_pixels: int  # refused above this, from the header, before decoding
     jpeg_quality: int
+    memory_budget_bytes: int  # what decoding one input may take, estimated before it starts
 
     def __post_init__(self) -> None:
         if self.max_side < 1 or self.max_pixels < 1 or not 1 <= self.jpeg_quality <= 100:
@@ -73,10 +75,12 @@ class PreprocessLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PreprocessLimits:
+        memory = settings.aws_lambda_function_memory_size * 2**20
         return cls(
             max_side=settings.max_side,
             max_pixels=settings.max_input_pixels,
             jpeg_quality=settings.jpeg_quality,
+            memory_budget_bytes=int(memory * settings.preprocess_memory_fraction),
         )
 
 
@@ -102,28 +106,37 @@ def preprocess_image(data: bytes, limits: PreprocessLimits) -> ImagePreprocessRe
         converted = not (
             fmt == "JPEG" and src.mode in ("RGB", "L") and "progressive" not in src.info
         )
+        if src.mode not in _KNOWN_MODES and not src.mode.startswith("I;16"):
+            raise UnsupportedImage(f"unsupported pixel format {src.mode} in {fmt}")
+        # The fit scales both sides by one factor, so the stored (pre-orientation) size gives
+        # the same draft target as the rotated one would.
+        draft_target = _fit((width, height), max_side)
+        plan = _plan_decode(src, fmt, data, draft_target, limits.memory_budget_bytes)
+        if plan.peak_bytes > limits.memory_budget_bytes:
+            raise ImageTooLarge(_over_budget(src, fmt, plan, limits.memory_budget_bytes))
         with _decoding():
-            # The fit scales both sides by one factor, so the stored (pre-orientation) size gives
-            # the same draft target as the rotated one would.
-            draft_target = _fit((width, height), max_side)
-            if fmt in ("JPEG", "MPO") and draft_target != src.size:
-                # libjpeg decodes straight at 1/2, 1/4 or 1/8 scale (never below the target):
-                # 100 MP peaks at ~280 MB instead of ~830 MB.
-                src.draft("RGB", draft_target)
-            src.load()
-            # Read after load(): PNG may keep eXIf after the pixels, and Pillow's TIFF plugin
-            # applies (and removes) the orientation itself, its header size already rotated.
-            orientation = _orientation(src)
+            if plan.png is not None:
+                # eXIf may follow the pixels: its chunk was found without decoding them.
+                orientation = _exif_orientation(plan.png.exif)
+                pixels = _decode_png_in_bands(data, plan.png, src, draft_target)
+            else:
+                if plan.draft:
+                    # libjpeg decodes straight at 1/2, 1/4 or 1/8 scale (never below the
+                    # target): 100 MP peaks at ~280 MB instead of ~830 MB.
+                    src.draft("RGB", draft_target)
+                src.load()
+                # Read after load(): PNG may keep eXIf after the pixels, and Pillow's TIFF plugin
+                # applies (and removes) the orientation itself, its header size already rotated.
+                orientation = _orientation(src)
+                pixels = src
         swapped = orientation in (5, 6, 7, 8)
         original = (height, width) if swapped else (width, height)
         target = _fit(original, max_side)
         # Downscale before transposing: the transpose then copies the small image.
         stored_target = (target[1], target[0]) if swapped else target
         mode, icc = src.mode, src.info.get("icc_profile")
-        if mode not in _KNOWN_MODES and not mode.startswith("I;16"):
-            raise UnsupportedImage(f"unsupported pixel format {mode} in {fmt}")
         try:
-            image = _replace(src, _downscale(src, stored_target))
+            image = _replace(pixels, _downscale(pixels, stored_target))
             if orientation in _TRANSPOSE:
                 image = _replace(image, image.transpose(_TRANSPOSE[orientation]))
             image = _replace(image, _to_srgb(image, icc))
@@ -141,6 +154,91 @@ def preprocess_image(data: bytes, limits: PreprocessLimits) -> ImagePreprocessRe
         format_converted=converted,
         original_format=_reported_format(fmt, data),
     )
+
+
+# --- memory admission --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _DecodePlan:
+    peak_bytes: int  # estimated from the header: what decoding and converting will allocate
+    detail: str  # how it will be decoded, for the refusal message
+    draft: bool = False  # JPEG: decode at reduced scale
+    png: PngLayout | None = None  # PNG: decode a band of rows at a time
+
+
+# Bytes a decoded pixel takes in Pillow (RGB is stored in 4 bytes, like RGBA).
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+# Above this share of the budget, a PNG is decoded in bands rather than whole.
+_BANDS_ABOVE_BUDGET_SHARE = 0.6
+
+
+def _pixel_bytes(mode: str) -> int:
+    return _PIXEL_BYTES.get(mode, 4)
+
+
+def _plan_decode(
+    src: ImageFile.ImageFile, fmt: str, data: bytes, target: tuple[int, int], budget: int
+) -> _DecodePlan:
+    """How this input will be decoded, and what that costs, from its header alone."""
+    width, height = src.size
+    # The resized image, its transposed or colour-converted copy, and the encoder's buffer.
+    output = target[0] * target[1] * 4 * 3
+    factor = _reduction_factor((width, height), target)
+    reduced = -(-width // factor) * -(-height // factor) * 4
+    if fmt in ("JPEG", "MPO"):
+        return _plan_jpeg(src, target, output)
+    whole = width * height * _pixel_bytes(src.mode)
+    if src.mode not in _FLAT_MODES:  # flattened a strip at a time into a reduced canvas
+        whole += reduced + _STRIP_PIXELS * 8
+    if fmt in ("HEIF", "AVIF"):
+        whole *= 2  # the decoder's own buffer, then Pillow's copy
+    layout = png_layout(data) if fmt == "PNG" else None
+    if layout is not None and not layout.interlaced and whole > _BANDS_ABOVE_BUDGET_SHARE * budget:
+        # The band's filtered rows, byte planes and their PNGs, raw rows, band image and its
+        # 8-bit copy: about six band-sized buffers.
+        band = min(height, _band_rows(width, factor)) * width * 4 * 6
+        return _DecodePlan(band + reduced + output, "in bands of rows", png=layout)
+    return _DecodePlan(whole + output, "whole")
+
+
+def _plan_jpeg(src: ImageFile.ImageFile, target: tuple[int, int], output: int) -> _DecodePlan:
+    width, height = src.size
+    # Pillow's draft(): the largest of 1/8, 1/4, 1/2 that keeps both sides >= the target.
+    ratio = min(width // max(1, target[0]), height // max(1, target[1]))
+    scale = next(s for s in (8, 4, 2, 1) if ratio >= s)
+    decoded = -(-width // scale) * -(-height // scale) * _pixel_bytes(src.mode)
+    detail = f"decoded at 1/{scale} scale" if scale > 1 else "decoded at full scale"
+    if "progressive" in src.info or "progression" in src.info:
+        # libjpeg keeps every DCT coefficient (2 bytes each) of a multi-scan image, at full
+        # resolution whatever the output scale: 3 bytes a pixel at 4:2:0, 6 at 4:4:4.
+        layers = getattr(src, "layer", None) or [("", 1, 1, 0)]
+        h_max = max(h for _, h, _, _ in layers)
+        v_max = max(v for _, _, v, _ in layers)
+        samples = sum(h * v for _, h, v, _ in layers) / (h_max * v_max)
+        decoded += int(width * height * 2 * samples)
+        detail = f"progressive, {detail}"
+    return _DecodePlan(decoded + output, detail, draft=target != src.size)
+
+
+def _over_budget(src: ImageFile.ImageFile, fmt: str, plan: _DecodePlan, budget: int) -> str:
+    width, height = src.size
+    mb = 2**20
+    return (
+        f"a {width}x{height} {fmt} image ({src.mode}, {plan.detail}) needs about "
+        f"{plan.peak_bytes // mb} MB to preprocess, above the limit of {budget // mb} MB "
+        f"(PREPROCESS_MEMORY_FRACTION of the worker's memory)"
+    )
+
+
+def _reduction_factor(size: tuple[int, int], target: tuple[int, int]) -> int:
+    """The integer box-reduction a strip or band gets before the final resize."""
+    return max(1, int(min(size[0] / target[0], size[1] / target[1])))
+
+
+def _band_rows(width: int, factor: int) -> int:
+    """Rows per strip or band: about _STRIP_PIXELS pixels, a multiple of `factor`."""
+    return factor * max(1, _STRIP_PIXELS // (width * factor))
 
 
 # --- decoding ------------------------------------------------------------------------------
@@ -207,6 +305,19 @@ def _open(data: bytes, formats: tuple[str, ...]) -> ImageFile.ImageFile:
         raise UnsupportedImage(f"unsupported format (accepted: {accepted})") from None
 
 
+def _exif_orientation(exif: bytes | None) -> int:
+    """The orientation in a raw EXIF block (a PNG's eXIf chunk); 1 when absent or broken."""
+    if not exif:
+        return 1
+    try:
+        parsed = Image.Exif()
+        parsed.load(exif)
+        value = parsed.get(_ORIENTATION_TAG, 1)
+    except Exception:  # broken EXIF must not cost the photo; it is stripped anyway
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
 def _orientation(image: Image.Image) -> int:
     try:
         value = image.getexif().get(_ORIENTATION_TAG, 1)
@@ -251,32 +362,53 @@ def _downscale(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     else:
         # Here the flattened copy, beside the decoded image, sets the peak (Pillow keeps RGB in
         # 4 bytes a pixel): reduce it as far as an integer factor goes (reducing_gap=1.0).
-        flat = _normalise_in_strips(image, max(1, int(scale)))
+        factor = max(1, int(scale))
+        scale_8bit = _bit_depth_scale(image)  # from the whole image, so every strip scales alike
+        flat = _normalise_strips(_strips_of(image, factor), image.size, factor, scale_8bit)
     if flat.size != size:
         flat = _replace(flat, flat.resize(size, Image.Resampling.BICUBIC))
     return flat
 
 
-def _normalise_in_strips(image: Image.Image, factor: int) -> Image.Image:
+def _normalise_strips(
+    strips: Iterable[Image.Image], size: tuple[int, int], factor: int, scale: float | None
+) -> Image.Image:
     """Flatten (and box-reduce) a strip at a time: no full-size RGBA/RGBa/I copy ever exists.
 
     A 100 MP RGBA PNG peaked at ~950 MB when converted whole; box averaging commutes with the
-    (linear) alpha compositing and bit-depth scaling, so strips give the same pixels.
+    (linear) alpha compositing and bit-depth scaling, so strips give the same pixels. Strips
+    are `factor` rows high or a multiple of it, so each reduces on its own.
     """
-    scale = _bit_depth_scale(image)  # from the whole image, so every strip scales alike
-    rows = factor * max(1, _STRIP_PIXELS // (image.width * factor))
     canvas: Image.Image | None = None
-    for top in range(0, image.height, rows):
-        strip = image.crop((0, top, image.width, min(image.height, top + rows)))
-        strip = _flatten(_to_8bit(_resizable(strip), scale))
+    top = 0
+    for strip in strips:
+        height = strip.height
+        flat = _flatten(_to_8bit(_resizable(strip), scale))
         if factor > 1:
-            strip = _replace(strip, strip.reduce(factor))
+            flat = _replace(flat, flat.reduce(factor))
         if canvas is None:
-            canvas = Image.new(strip.mode, (-(-image.width // factor), -(-image.height // factor)))
-        canvas.paste(strip, (0, top // factor))
-        strip.close()
+            canvas = Image.new(flat.mode, (-(-size[0] // factor), -(-size[1] // factor)))
+        canvas.paste(flat, (0, top // factor))
+        flat.close()
+        top += height
     assert canvas is not None  # the image has at least one row
     return canvas
+
+
+def _strips_of(image: Image.Image, factor: int) -> Iterator[Image.Image]:
+    rows = _band_rows(image.width, factor)
+    for top in range(0, image.height, rows):
+        yield image.crop((0, top, image.width, min(image.height, top + rows)))
+
+
+def _decode_png_in_bands(
+    data: bytes, layout: PngLayout, src: ImageFile.ImageFile, target: tuple[int, int]
+) -> Image.Image:
+    """A PNG too large to decode whole, reduced to a flat canvas a band of rows at a time."""
+    factor = _reduction_factor(src.size, target)
+    bands = iter_bands(data, layout, src, _band_rows(src.width, factor))
+    # 16-bit greyscale maps 0..65535 onto 0..255: PNG modes need no look at the pixels first.
+    return _normalise_strips(bands, src.size, factor, _bit_depth_scale(src))
 
 
 def _resizable(image: Image.Image) -> Image.Image:

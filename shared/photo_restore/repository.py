@@ -8,7 +8,7 @@ against the tables in `status` and `attempts`, so no caller reads a state and th
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +19,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Integer,
     Row,
     case,
     cast,
@@ -31,6 +32,7 @@ from sqlalchemy.dialects.postgresql import JSONB, distinct_on, insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from photo_restore.attempts import (
+    DELIVERIES,
     ERROR,
     LAST_TRANSIENT_ERROR,
     PENDING_S3_KEY,
@@ -111,16 +113,31 @@ class Repository(Protocol):
 
 
 class SqlRepository:
-    """The Postgres implementation, on a SQLAlchemy engine (Core, pg8000)."""
+    """The Postgres implementation, on a SQLAlchemy engine (Core, pg8000), or on a function that
+    gives the engine to use now (wiring's, which follows a rotated database URL)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine | Callable[[], Engine]) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine if isinstance(self._engine, Engine) else self._engine()
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
         try:
             with self.engine.begin() as conn:
                 yield SqlTransaction(conn)
+        except SQLAlchemyError as error:
+            raise DependencyUnavailable("the database is unavailable; try again") from error
+
+    def create_schema(self) -> None:
+        """The existing app's tables and indexes where missing (empty databases, the local
+        stack and tests): they belong to that app, so nothing else is ever altered."""
+        from photo_restore.models import Base
+
+        try:
+            Base.metadata.create_all(self.engine)
         except SQLAlchemyError as error:
             raise DependencyUnavailable("the database is unavailable; try again") from error
 
@@ -342,7 +359,8 @@ class SqlTransaction:
         return _attempt(self._conn.execute(statement).one())
 
     def start_attempt(self, photo_id: uuid.UUID, attempt_id: uuid.UUID) -> Photo | None:
-        """Check the attempt is in flight and restart the sweeper's clock; None when it is not.
+        """Check the attempt is in flight, restart the sweeper's clock and count the delivery;
+        None when it is not in flight.
 
         `updated_at` is the photo's heartbeat: the sweeper only settles photos idle for longer
         than any delivery can take, so work that was just (re)delivered is never swept.
@@ -358,7 +376,18 @@ class SqlTransaction:
             .returning(*photos.c)
         )
         row = self._conn.execute(statement).one_or_none()
-        return _photo(row) if row else None
+        if row is None:
+            return None
+        params = cast(restore_attempts.c.params, JSONB)
+        counted = func.coalesce(params[DELIVERIES].astext.cast(Integer), 0) + 1
+        self._conn.execute(
+            update(restore_attempts)
+            .where(restore_attempts.c.id == attempt_id)
+            .values(
+                params=cast(params.op("||")(func.jsonb_build_object(DELIVERIES, counted)), JSON)
+            )
+        )
+        return _photo(row)
 
     def complete_attempt(
         self,

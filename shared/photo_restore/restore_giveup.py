@@ -47,7 +47,7 @@ class RestoreGiveUp:
         self._settings = settings
         self._clock = clock
 
-    def settle_dead_message(self, body: str, *, receive_count: int | None = None) -> GiveUpReport:
+    def settle_dead_message(self, body: str) -> GiveUpReport:
         """Revert the photo if this message's attempt is still in flight; idempotent."""
         message = parse_restore_message(body)
         if message is None:
@@ -60,8 +60,10 @@ class RestoreGiveUp:
             return GiveUpReport(GiveUpOutcome.UNKNOWN_ATTEMPT, message.photo_id)
         last = attempt.last_transient_error or {}
         reason = last.get("message", "no error was recorded")
+        # The attempt counts the restore queue's deliveries itself: the DLQ's receive count
+        # would add the DLQ handler's own receives to them.
         error = RetriesExhausted(
-            f"gave up after {receive_count or 'repeated'} deliveries; last error: {reason}"
+            f"gave up after {attempt.deliveries} deliveries; last error: {reason}"
         )
         return self._give_up(attempt, error)
 

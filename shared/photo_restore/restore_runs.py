@@ -23,9 +23,9 @@ from photo_restore.errors import (
 )
 from photo_restore.photos import Photo
 from photo_restore.preprocess import ImagePreprocessResult
-from photo_restore.queue import RestoreMessage, RestoreQueue
+from photo_restore.queue import Delivery, RestoreMessage, RestoreQueue, retry_delay_seconds
 from photo_restore.repository import Repository
-from photo_restore.result_image import as_jpeg
+from photo_restore.result_image import decode_result
 from photo_restore.settings import Settings
 from photo_restore.siliconflow import SiliconFlowRequest, SiliconFlowResponse
 from photo_restore.storage import (
@@ -86,8 +86,20 @@ class RestoreRun:
         self._fetch_result = fetch_result
         self._settings = settings
 
-    def run(self, message: RestoreMessage) -> RunReport:
-        """Permanent failures settle the attempt; transient ones raise so SQS redelivers."""
+    def run(self, message: RestoreMessage, delivery: Delivery | None = None) -> RunReport:
+        """Permanent failures settle the attempt; transient ones raise so SQS redelivers, after
+        a backoff by receive count (set on `delivery`) rather than the visibility timeout."""
+        try:
+            return self._run(message)
+        except Exception:
+            if delivery is not None:
+                delays = self._settings.transient_retry_delays_seconds
+                self._queue.retry_after(
+                    delivery, retry_delay_seconds(delivery.receive_count, delays)
+                )
+            raise
+
+    def _run(self, message: RestoreMessage) -> RunReport:
         started = self._start(message)
         if isinstance(started, RunReport):
             return started
@@ -140,11 +152,13 @@ class RestoreRun:
         response = self._editor.edit_image(request)
         try:
             # The result URL lives one hour: fetch it now, before anything else can fail.
-            restored = as_jpeg(
-                self._fetch_result(response.image_url), quality=settings.jpeg_quality
+            restored = decode_result(
+                self._fetch_result(response.image_url),
+                max_pixels=settings.result_max_pixels,
+                jpeg_quality=settings.jpeg_quality,
             )
             key = restored_key(attempt)
-            self._storage.write_jpeg(key, restored)
+            self._storage.write_jpeg(key, restored.jpeg)
         except RestoreError as error:
             error.trace_id = error.trace_id or response.trace_id
             raise

@@ -1,24 +1,52 @@
-"""The restored image as we store it: always a JPEG, whatever format the provider returned."""
+"""The restored image as we store it: decoded in full before it counts, always a JPEG, and
+refused from its header when it is larger than any plausible result (a pixel bomb)."""
 
 from __future__ import annotations
 
 import io
+import warnings
+from dataclasses import dataclass
 
 from photo_restore.errors import InvalidProviderResult
 from photo_restore.image_formats import sniff_format
 
+# Only formats a result can plausibly be; exotic decoders (EPS runs Ghostscript) stay out of reach.
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
 
-def as_jpeg(data: bytes, *, quality: int) -> bytes:
-    """JPEG bytes pass through untouched; anything else is re-encoded as 8-bit RGB JPEG."""
-    if sniff_format(data) == "JPEG":
-        return data
-    from PIL import Image, UnidentifiedImageError
+
+@dataclass(frozen=True)
+class RestoredImage:
+    jpeg: bytes
+    width: int
+    height: int
+    provider_format: str  # what the provider sent, before any re-encoding
+
+
+def decode_result(data: bytes, *, max_pixels: int, jpeg_quality: int) -> RestoredImage:
+    """Check the header's size, decode every pixel (a truncated file fails here, not later in a
+    browser), and keep baseline RGB/grey JPEG bytes as sent; anything else is re-encoded."""
+    from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            rgb = image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as error:
+        with warnings.catch_warnings():
+            # We enforce max_pixels ourselves, below Pillow's own bomb threshold.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise InvalidProviderResult(
+                        f"the restored image is {width}x{height} = {width * height} pixels, "
+                        f"above the limit of {max_pixels} (RESULT_MAX_PIXELS)"
+                    )
+                image.load()
+                fmt = image.format or "unknown"
+                if fmt == "JPEG" and image.mode in ("RGB", "L") and sniff_format(data) == "JPEG":
+                    return RestoredImage(data, width, height, fmt)
+                rgb = image.convert("RGB")
+    except InvalidProviderResult:
+        raise
+    except Exception as error:  # Pillow raises many types (OSError, SyntaxError, bomb errors...)
         raise InvalidProviderResult(f"the restored image could not be decoded: {error}") from error
     out = io.BytesIO()
-    rgb.save(out, format="JPEG", quality=quality)
-    return out.getvalue()
+    rgb.save(out, format="JPEG", quality=jpeg_quality)
+    return RestoredImage(out.getvalue(), width, height, fmt)

@@ -8,6 +8,10 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# SQS caps a message's DelaySeconds at 15 minutes (and its visibility timeout at 12 hours).
+SQS_MAX_DELAY_SECONDS = 900
+SQS_MAX_VISIBILITY_SECONDS = 43_200
+
 DEFAULT_PROMPT = (
     "Restore this old damaged photo: remove scratches, dust, stains and tears, repair faded "
     "and discoloured areas, sharpen details, and keep the people, composition and era unchanged."
@@ -33,8 +37,13 @@ class Settings(BaseSettings):
     # --- Timing of the pipeline: must agree with template.yaml -------------------------------
     # The worker's worst case: (1 + retries) x read timeout + backoff + result download < 300 s.
     worker_timeout_seconds: int = 300
-    visibility_timeout_seconds: int = 1800  # >= 6x the worker timeout, as AWS advises
+    # The queue's: >= 6x the worker timeout, as AWS advises. Only a delivery that crashed or
+    # timed out waits this long; a transient failure comes back after its backoff below.
+    visibility_timeout_seconds: int = 1800
     max_receive_count: int = 3
+    # Backoff before the next delivery after a transient failure, by the receive that failed
+    # (the last value repeats); each is jittered down to half, so retries spread apart.
+    transient_retry_delays_seconds: list[int] = Field(default=[30, 120, 480], min_length=1)
     sweeper_margin_seconds: int = 600
     # A rate-limited message is re-sent with a delay instead of burning a receive; this bounds it.
     max_rate_limit_deferrals: int = 20
@@ -45,6 +54,11 @@ class Settings(BaseSettings):
     max_original_bytes: int = 50 * 1024 * 1024
     # Above this many pixels an image is refused before it is decoded (decompression bombs).
     max_input_pixels: int = 120_000_000
+    # Lambda sets this (the worker's memory, MB); locally it is the template's worker memory.
+    aws_lambda_function_memory_size: int = Field(default=1024, ge=128)
+    # The share of it that decoding one input may take (estimated from the header first): the
+    # rest holds the runtime, the libraries and the result. Inputs that cannot fit are refused.
+    preprocess_memory_fraction: float = Field(default=0.45, gt=0, le=0.9)
     jpeg_quality: int = Field(default=90, ge=1, le=100)
     presigned_url_seconds: int = 900
     # "presigned_url" (S3 reachable by SiliconFlow) or "data_uri" (local S3 it cannot reach).
@@ -65,7 +79,20 @@ class Settings(BaseSettings):
     siliconflow_max_retries: int = Field(default=1, ge=0)
     siliconflow_allow_private_urls: bool = False
     result_max_bytes: int = 40 * 1024 * 1024
+    # Wall time for the whole result download: DNS, connect, TLS, headers and body.
     result_download_timeout_seconds: float = 30.0
+    # Results come back near 1 MP; a header claiming more than this is refused before decoding
+    # (a 169 MP PNG of 641 KB would otherwise need 1.3 GB).
+    result_max_pixels: int = Field(default=25_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _retry_delays_fit_sqs(self) -> Settings:
+        for delay in self.transient_retry_delays_seconds:
+            if not 0 <= delay <= SQS_MAX_VISIBILITY_SECONDS:
+                raise ValueError(
+                    f"TRANSIENT_RETRY_DELAYS_SECONDS must be within 0..{SQS_MAX_VISIBILITY_SECONDS}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _provider_calls_fit_in_the_worker_timeout(self) -> Settings:
@@ -85,10 +112,19 @@ class Settings(BaseSettings):
 
     @property
     def stuck_after_seconds(self) -> int:
-        """The longest a message can keep a photo in `processing`: past it, the work is lost."""
-        return (
-            self.visibility_timeout_seconds * self.max_receive_count + self.sweeper_margin_seconds
+        """How long a `processing` photo can go without a delivery starting while its work is
+        still alive; past it (plus a margin) the sweeper settles it.
+
+        Every delivery restarts the photo's clock, so this is the longest gap between two
+        deliveries: a crashed one is redelivered after the visibility timeout; a transient
+        failure after the run and its backoff; a rate-limited one after the run and its delay.
+        """
+        longest_gap = max(
+            self.visibility_timeout_seconds,
+            self.worker_timeout_seconds + max(self.transient_retry_delays_seconds),
+            self.worker_timeout_seconds + SQS_MAX_DELAY_SECONDS,
         )
+        return longest_gap + self.sweeper_margin_seconds
 
 
 @lru_cache(maxsize=1)

@@ -63,17 +63,32 @@ class ErrorBody(BaseModel):
     restore_attempt_id: uuid.UUID | None = None
 
 
+class GatewayUnauthorized(BaseModel):
+    """What API Gateway's JWT authorizer answers itself, before the function runs."""
+
+    message: str = "Unauthorized"
+
+
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
+
+def success(status: int, model: type[BaseModel], description: str) -> dict[int, Any]:
+    """A route's documented answers: its success body, then the errors every route has."""
+    return {status: _json(model, description), **ERROR_RESPONSES}
+
+
 # The error answers each route documents in the OpenAPI document (validation's 422 is added
 # by Powertools itself).
 ERROR_RESPONSES: dict[int, Any] = {
-    status: {
-        "description": description,
-        "content": {"application/json": {"schema": ErrorBody.model_json_schema()}},
-    }
-    for status, description in {
-        401: "No valid identity",
-        404: "No such photo (or not yours)",
-        409: "Already processing, or archived/deleted",
-        503: "A dependency is unavailable; try again",
-    }.items()
+    401: _json(GatewayUnauthorized, "No valid bearer token (answered by API Gateway)"),
+    **{
+        status: _json(ErrorBody, description)
+        for status, description in {
+            400: "The body is not readable JSON",
+            404: "No such photo (or not yours)",
+            409: "Already processing, or archived/deleted",
+            503: "A dependency is unavailable; try again",
+        }.items()
+    },
 }

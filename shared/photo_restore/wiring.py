@@ -6,6 +6,7 @@ function imports: this module stays free of them so the API's cold start never l
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING
@@ -14,6 +15,8 @@ from photo_restore.errors import DependencyUnavailable
 from photo_restore.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from photo_restore.queue import RestoreQueue
     from photo_restore.repository import SqlRepository
     from photo_restore.restore_giveup import RestoreGiveUp
@@ -48,19 +51,47 @@ def siliconflow_api_key(settings: Settings) -> str:
     return settings.siliconflow_api_key.get_secret_value()
 
 
+class _EngineForCurrentUrl:
+    """The engine for the database URL as it is now: the URL is read per transaction (from SSM
+    through Powertools' cache when deployed), and a changed URL replaces the engine, so a
+    rotated URL is used within SECRET_MAX_AGE_SECONDS without a redeploy."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._url: str | None = None
+        self._engine: Engine | None = None
+
+    def __call__(self) -> Engine:
+        settings = get_settings()
+        url = database_url(settings)
+        with self._lock:
+            if self._engine is None or url != self._url:
+                from photo_restore.db import create_db_engine
+
+                previous = self._engine
+                self._engine = create_db_engine(
+                    url,
+                    ssl_mode=settings.database_ssl_mode,
+                    ssl_ca_file=settings.database_ssl_ca_file,
+                    pool_size=settings.database_pool_size,
+                )
+                self._url = url
+                if previous is not None:
+                    previous.dispose()  # open connections close; new ones use the new URL
+            return self._engine
+
+    def dispose(self) -> None:
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+            self._engine = self._url = None
+
+
 @cache
 def repository() -> SqlRepository:
-    from photo_restore.db import create_db_engine
     from photo_restore.repository import SqlRepository
 
-    settings = get_settings()
-    engine = create_db_engine(
-        database_url(settings),
-        ssl_mode=settings.database_ssl_mode,
-        ssl_ca_file=settings.database_ssl_ca_file,
-        pool_size=settings.database_pool_size,
-    )
-    return SqlRepository(engine)
+    return SqlRepository(_engines)
 
 
 @cache
@@ -93,14 +124,16 @@ def restore_requests() -> RestoreRequests:
     return RestoreRequests(repository(), restore_queue(), object_storage(), get_settings())
 
 
+_engines = _EngineForCurrentUrl()
+
+
 def on_reset(hook: Callable[[], None]) -> None:
     _RESET_HOOKS.append(hook)
 
 
 def reset() -> None:
     """Forget every part built so far (tests, and the local stack after it changes settings)."""
-    if repository.cache_info().currsize:
-        repository().engine.dispose()
+    _engines.dispose()
     for hook in _RESET_HOOKS:
         hook()
     for built in (restore_requests, restore_giveup, restore_queue, object_storage, repository):

@@ -38,8 +38,14 @@ def build_restore_run(
     api_key: str | Callable[[], str],
 ) -> RestoreRun:
     from photo_restore.preprocess import PreprocessLimits, preprocess_image
-    from photo_restore.result_download import download_result_image
+    from photo_restore.result_download import ResultDownloader
     from photo_restore.siliconflow import SiliconFlowClient
+
+    downloader = ResultDownloader(
+        allow_private_urls=settings.siliconflow_allow_private_urls,
+        max_bytes=settings.result_max_bytes,
+        timeout_seconds=settings.result_download_timeout_seconds,
+    )
 
     return RestoreRun(
         repository=repository,
@@ -47,11 +53,6 @@ def build_restore_run(
         queue=queue,
         editor=SiliconFlowClient.from_settings(settings, api_key=api_key),
         preprocess=partial(preprocess_image, limits=PreprocessLimits.from_settings(settings)),
-        fetch_result=partial(
-            download_result_image,
-            allow_private_urls=settings.siliconflow_allow_private_urls,
-            max_bytes=settings.result_max_bytes,
-            timeout_seconds=settings.result_download_timeout_seconds,
-        ),
+        fetch_result=downloader.download,
         settings=settings,
     )

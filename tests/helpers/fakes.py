@@ -16,11 +16,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from photo_restore.attempts import ERROR, LAST_TRANSIENT_ERROR, PENDING_S3_KEY, Attempt
+from photo_restore.attempts import (
+    DELIVERIES,
+    ERROR,
+    LAST_TRANSIENT_ERROR,
+    PENDING_S3_KEY,
+    Attempt,
+)
 from photo_restore.attempts import AttemptState as State
 from photo_restore.errors import DependencyUnavailable, OriginalMissing, QueueUnavailable
 from photo_restore.photos import Photo
-from photo_restore.queue import RestoreMessage, RestoreQueue
+from photo_restore.queue import Delivery, RestoreMessage, RestoreQueue
 from photo_restore.repository import FailedRestore
 from photo_restore.siliconflow import SiliconFlowRequest, SiliconFlowResponse
 from photo_restore.status import (
@@ -154,7 +160,11 @@ class FakeTransaction:
 
     def start_attempt(self, photo_id: uuid.UUID, attempt_id: uuid.UUID) -> Photo | None:
         photo = self._in_flight_photo(photo_id, attempt_id)
-        return self._set_photo(photo) if photo else None
+        if photo is None:
+            return None
+        attempt = self._t.attempts[attempt_id]
+        self._set_attempt(attempt, params={**attempt.params, DELIVERIES: attempt.deliveries + 1})
+        return self._set_photo(photo)
 
     def complete_attempt(
         self,
@@ -265,7 +275,11 @@ class FakeQueue(RestoreQueue):
     def __init__(self) -> None:
         super().__init__(sqs_client=None, queue_url="fake")  # type: ignore[arg-type]
         self.sent: list[tuple[RestoreMessage, int]] = []
+        self.retries: list[tuple[Delivery, int]] = []
         self.unavailable = False
+
+    def retry_after(self, delivery: Delivery, seconds: int) -> None:
+        self.retries.append((delivery, seconds))
 
     def send(self, message: RestoreMessage, *, delay_seconds: int = 0) -> str:
         if self.unavailable:

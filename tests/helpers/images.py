@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 from PIL import Image
 
 from photo_restore_tools.local.photos import old_photo
 
-__all__ = ["old_photo", "png", "rotated_jpeg"]
+__all__ = ["old_photo", "png", "png_chunk", "raw_png", "rotated_jpeg"]
 
 
 def png(size: tuple[int, int] = (8, 8)) -> bytes:
@@ -25,3 +27,23 @@ def rotated_jpeg(size: tuple[int, int] = (600, 400), orientation: int = 6) -> by
     out = io.BytesIO()
     image.save(out, format="JPEG", exif=exif.tobytes())
     return out.getvalue()
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(payload))
+        + kind
+        + payload
+        + struct.pack(">I", zlib.crc32(kind + payload))
+    )
+
+
+def raw_png(width: int, height: int, depth: int, colour: int, idat: bytes) -> bytes:
+    """A PNG whose header says what the arguments say, whatever `idat` holds."""
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )

@@ -59,7 +59,6 @@ class Pipeline:
             handler=self.worker.lambda_handler,
             function_name="worker",
             wait_seconds=0,
-            failed_visibility_seconds=0,  # retry at once instead of after the visibility timeout
         )
         self.dlq_source = SqsEventSource(
             sqs=self.sqs,

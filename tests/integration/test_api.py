@@ -217,3 +217,22 @@ def test_an_unreachable_parameter_store_is_a_503(settings: Settings, engine: Eng
     status, body = call_api(api, "GET", f"/photos/{photo.id}", claims={"sub": photo.owner_id})
     assert status == 503
     assert body["error"] == "dependency_unavailable"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"restore_attempt_id": ' + "1" * 5000 + "}",  # past Python's int-digit limit
+        "{oops",
+        "[" * 100_000,
+    ],
+    ids=["huge-integer", "invalid", "deeply-nested"],
+)
+def test_a_body_the_parser_cannot_read_is_a_400_with_a_reason(
+    api: Call, engine: Engine, raw: str
+) -> None:
+    photo = insert_photo(engine)
+    path = f"/photos/{photo.id}/selected-restore"
+    status, body = api("PUT", path, owner=photo.owner_id, **json_or_raw(raw))
+    assert (status, body["error"]) == (400, "unreadable_body")
+    assert body["message"]

@@ -58,6 +58,10 @@ def test_demo_restores_an_image_and_writes_the_three_files(
     image = tmp_path / "grandma.png"
     Image.open(io.BytesIO(old_photo((800, 600)))).save(image, format="PNG")
     environment = dict(os.environ)
+    # A previous run's files: none may pass for this run's.
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "original.heic").write_bytes(b"previous run")
+    (tmp_path / "out" / "restored.jpg").write_bytes(b"previous run")
 
     assert run_demo(image, tmp_path / "out") == 0
 
@@ -169,6 +173,12 @@ def test_the_gateway_answers_404_outside_its_routes_and_415_for_non_images(serve
         response = served.client.request(method, path, headers=auth)
         assert response.status_code == 404, (method, path)
         assert response.json() == {"message": "Not Found"}
+    # API Gateway answers 404 for any method no route has, HEAD included (headers only).
+    for method in ("HEAD", "PROPFIND", "TRACE"):
+        response = served.client.request(method, f"/photos/{photo_id}", headers=auth)
+        assert response.status_code == 404, method
+        assert response.content == (b"" if method == "HEAD" else b'{"message": "Not Found"}')
+    assert served.client.get("/photos/x", headers=auth).status_code != 501  # still serving
     not_an_image = served.client.post("/local/photos", content=b"plain text", headers=auth)
     assert not_an_image.status_code == 415
 

@@ -44,6 +44,7 @@ def test_a_restore_request_ends_with_a_stored_restoration_and_a_ready_photo(
         "seed",
         "preprocessed",
         "provider_trace_id",
+        "deliveries",
     }
     assert params["provider"] == "siliconflow"
     assert params["prompt"] == pipeline.settings.restore_prompt
@@ -59,6 +60,7 @@ def test_a_restore_request_ends_with_a_stored_restoration_and_a_ready_photo(
         "original_format": "JPEG",
     }
     assert params["provider_trace_id"]
+    assert params["deliveries"] == 1
     assert "error" not in params
 
     sent = pipeline.standin.requests[-1]
@@ -283,6 +285,8 @@ def test_work_that_keeps_failing_goes_to_the_dlq_and_the_dlq_handler_reverts_the
     error = pipeline.attempt(attempt_id).params["error"]
     assert error["code"] == "retries_exhausted"
     assert "boom" in error["message"]
+    # The restore queue's deliveries, whatever the DLQ's own receive count says.
+    assert "after 3 deliveries" in error["message"]
     assert pipeline.photo(photo.id).status == "uploaded"
 
 

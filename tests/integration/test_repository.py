@@ -8,18 +8,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, text, update
 
 from photo_restore.attempts import ERROR, AttemptState, attempt_state
 from photo_restore.errors import DependencyUnavailable
 from photo_restore.models import photos, restore_attempts
 from photo_restore.repository import SqlRepository
+from photo_restore.settings import Settings
 from photo_restore.status import (
     ALLOWED_TRANSITIONS,
     PhotoStatus,
     TransitionNotAllowed,
 )
 from tests.helpers import records
+from tests.helpers.handlers import use_settings
 from tests.helpers.records import insert_photo
 
 ALL_PAIRS = list(itertools.product(PhotoStatus, PhotoStatus))
@@ -145,3 +147,26 @@ def test_a_database_error_is_dependency_unavailable_in_every_transaction() -> No
     with pytest.raises(DependencyUnavailable) as raised, unreachable.transaction() as tx:
         tx.photo(uuid.uuid4())
     assert raised.value.http_status == 503
+
+
+def test_a_rotated_database_url_is_used_without_a_redeploy(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, engine: Engine
+) -> None:
+    """The URL comes from SSM through Powertools' 5-minute cache; when the cached value
+    changes, the next transaction connects with the new URL."""
+    from photo_restore import wiring
+
+    current = {"url": str(settings.database_url.get_secret_value())}
+    monkeypatch.setattr(wiring, "_parameter", lambda name: current["url"])
+    use_settings(settings.model_copy(update={"database_url_parameter": "/photo-restore/db-url"}))
+
+    def application_name() -> str:
+        with wiring.repository().engine.connect() as conn:
+            return str(conn.execute(text("SELECT current_setting('application_name')")).scalar())
+
+    before = application_name()
+    first_engine = wiring.repository().engine
+    current["url"] += "&application_name=rotated"  # what an operator's new URL would be
+    assert application_name() == "rotated" != before
+    assert wiring.repository().engine is not first_engine
+    wiring.reset()

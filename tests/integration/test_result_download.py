@@ -4,20 +4,23 @@ vetted address while the certificate is still checked by name."""
 from __future__ import annotations
 
 import io
+import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from PIL import Image
 
 from photo_restore.errors import InvalidProviderResult, ProviderUnavailable
-from photo_restore.result_download import download_result_image
+from photo_restore.result_download import ResultDownloader
+from photo_restore.result_image import decode_result
 from photo_restore.siliconflow import SiliconFlowClient
 from photo_restore_tools.local.siliconflow_standin import Behaviour, SiliconFlowStandIn
 from tests.helpers.images import png
@@ -34,47 +37,112 @@ def _generate(standin: SiliconFlowStandIn, size: tuple[int, int] = (40, 30)) -> 
         return client.edit_image(provider_request(data_uri(size))).image_url
 
 
-def test_allow_private_urls_lets_loopback_http_through(standin: SiliconFlowStandIn) -> None:
-    url = _generate(standin)
-    data = download_result_image(
-        url, allow_private_urls=True, max_bytes=1_000_000, timeout_seconds=5
+def downloader(
+    *,
+    allow_private_urls: bool = True,
+    max_bytes: int = 10**6,
+    timeout_seconds: float = 5,
+    **kw: Any,
+) -> ResultDownloader:
+    return ResultDownloader(
+        allow_private_urls=allow_private_urls,
+        max_bytes=max_bytes,
+        timeout_seconds=timeout_seconds,
+        **kw,
     )
+
+
+def test_allow_private_urls_lets_loopback_http_through(standin: SiliconFlowStandIn) -> None:
+    data = downloader().download(_generate(standin))
     with Image.open(io.BytesIO(data)) as image:
         assert image.format == "JPEG" and image.size == (40, 30)
 
 
+def test_one_downloader_serves_many_downloads(standin: SiliconFlowStandIn) -> None:
+    """One client per container (building one costs ~40 ms of a small result's ~57 ms)."""
+    shared = downloader()
+    sizes = [len(shared.download(_generate(standin))) for _ in range(3)]
+    assert all(sizes)
+    shared.close()
+
+
 def test_loopback_refused_without_allow_private(standin: SiliconFlowStandIn) -> None:
     url = _generate(standin)
+    strict = downloader(allow_private_urls=False)
     with pytest.raises(InvalidProviderResult, match="scheme 'http'"):
-        download_result_image(url, allow_private_urls=False, max_bytes=10**6, timeout_seconds=5)
-    https_url = url.replace("http://", "https://")
+        strict.download(url)
     with pytest.raises(InvalidProviderResult, match="non-public"):
-        download_result_image(
-            https_url, allow_private_urls=False, max_bytes=10**6, timeout_seconds=5
-        )
+        strict.download(url.replace("http://", "https://"))
 
 
-def test_standin_non_image_result_refused(standin: SiliconFlowStandIn) -> None:
+def test_standin_non_image_result_refused_when_decoded(standin: SiliconFlowStandIn) -> None:
     standin.enqueue(Behaviour.not_an_image_result())
-    url = _generate(standin)
-    with pytest.raises(InvalidProviderResult, match="not a readable image"):
-        download_result_image(url, allow_private_urls=True, max_bytes=10**6, timeout_seconds=5)
+    data = downloader().download(_generate(standin))
+    with pytest.raises(InvalidProviderResult, match="could not be decoded"):
+        decode_result(data, max_pixels=10**6, jpeg_quality=90)
 
 
 def test_streamed_cap_over_real_http(standin: SiliconFlowStandIn) -> None:
-    url = _generate(standin, size=(200, 200))
     with pytest.raises(InvalidProviderResult, match="limit"):
-        download_result_image(url, allow_private_urls=True, max_bytes=100, timeout_seconds=5)
+        downloader(max_bytes=100).download(_generate(standin, size=(200, 200)))
 
 
 def test_expired_or_unknown_result_is_invalid(standin: SiliconFlowStandIn) -> None:
     with pytest.raises(InvalidProviderResult, match="404"):
-        download_result_image(
-            standin.root_url + "/results/nope.jpg",
-            allow_private_urls=True,
-            max_bytes=10**6,
-            timeout_seconds=5,
-        )
+        downloader().download(standin.root_url + "/results/nope.jpg")
+
+
+# --- The deadline bounds the whole exchange --------------------------------------------------
+
+
+@contextmanager
+def dripping_server(tls: ssl.SSLContext | None = None) -> Iterator[int]:
+    """Sends a status line, then one header byte every 0.3 s for a minute: each read returns
+    in time, so only a deadline on the whole exchange ends it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=drip, args=(connection,), daemon=True).start()
+
+    def drip(connection: socket.socket) -> None:
+        try:
+            if tls is not None:
+                connection = tls.wrap_socket(connection, server_side=True)
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\n")
+            for byte in (b"X-Slow: " + b"a" * 200)[:200]:
+                if stop.wait(0.3):
+                    break
+                connection.sendall(bytes([byte]))
+        except OSError:
+            pass
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def test_a_slow_drip_of_headers_is_cut_off_at_the_deadline() -> None:
+    with dripping_server() as port:
+        started = time.monotonic()
+        with pytest.raises(ProviderUnavailable, match="Timeout"):
+            downloader(timeout_seconds=2).download(f"http://127.0.0.1:{port}/r.png")
+        elapsed = time.monotonic() - started
+    assert elapsed < 4, f"the 2 s deadline took {elapsed:.1f} s"
 
 
 # --- Pinning keeps TLS honest: connect to the vetted IP, verify the certificate by name -------
@@ -186,22 +254,26 @@ def test_pinned_connection_verifies_certificate_by_name(
     # Loopback stands in for a public address here; everything else is the production path.
     monkeypatch.setattr("photo_restore.result_download._is_public", lambda _: True)
     resolve = _resolver({"cdn.example": ["127.0.0.1"], "evil.example": ["127.0.0.1"]})
-    with httpx.Client(verify=client_ctx) as client:
-        data = download_result_image(
-            f"https://cdn.example:{port}/r.png",
-            allow_private_urls=False,
-            max_bytes=10**6,
-            timeout_seconds=5,
-            http_client=client,
-            resolve=resolve,
-        )
-    assert data == PNG and hosts == [f"cdn.example:{port}"]
-    with httpx.Client(verify=client_ctx) as client, pytest.raises(ProviderUnavailable):
-        download_result_image(  # same address, a name the certificate does not cover
-            f"https://evil.example:{port}/r.png",
-            allow_private_urls=False,
-            max_bytes=10**6,
-            timeout_seconds=5,
-            http_client=client,
-            resolve=resolve,
-        )
+    pinned = downloader(allow_private_urls=False, verify=client_ctx, resolve=resolve)
+    assert pinned.download(f"https://cdn.example:{port}/r.png") == PNG
+    assert hosts == [f"cdn.example:{port}"]
+    with pytest.raises(ProviderUnavailable):
+        # Same address, a name the certificate does not cover.
+        pinned.download(f"https://evil.example:{port}/r.png")
+
+
+def test_a_slow_drip_over_tls_is_cut_off_at_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server_ctx, client_ctx = _tls_material(tmp_path, "cdn.example")
+    monkeypatch.setattr("photo_restore.result_download._is_public", lambda _: True)
+    resolve = _resolver({"cdn.example": ["127.0.0.1"]})
+    pinned = downloader(
+        allow_private_urls=False, timeout_seconds=2, verify=client_ctx, resolve=resolve
+    )
+    with dripping_server(tls=server_ctx) as port:
+        started = time.monotonic()
+        with pytest.raises(ProviderUnavailable, match="Timeout"):
+            pinned.download(f"https://cdn.example:{port}/r.png")
+        elapsed = time.monotonic() - started
+    assert elapsed < 4, f"the 2 s deadline took {elapsed:.1f} s"

@@ -23,6 +23,7 @@ from photo_restore.preprocess import ImagePreprocessResult, PreprocessLimits, pr
 from photo_restore.settings import Settings
 from photo_restore_tools.local.photos import SAMPLE_PHOTO
 from photo_restore_tools.preprocess_files import preprocess_files
+from tests.helpers.images import png_chunk, raw_png
 
 RED = (220, 20, 20)
 GREEN = (20, 200, 20)
@@ -85,25 +86,6 @@ def centre(image: Image.Image) -> object:
     return image.getpixel((image.width // 2, image.height // 2))
 
 
-def png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(payload))
-        + kind
-        + payload
-        + struct.pack(">I", zlib.crc32(kind + payload))
-    )
-
-
-def raw_png(width: int, height: int, depth: int, colour: int, idat: bytes) -> bytes:
-    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", ihdr)
-        + png_chunk(b"IDAT", idat)
-        + png_chunk(b"IEND", b"")
-    )
-
-
 def matrix_icc(
     colorants: list[tuple[float, float, float]], gamma: float = 2.2, name: str = "test RGB"
 ) -> bytes:
@@ -163,6 +145,15 @@ def matrix_icc(
 
 # D50-adapted colorants of sRGB: red, green, blue.
 SRGB_COLORANTS = [(0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141)]
+
+
+def assert_close(a: Image.Image, b: Image.Image, tolerance: float = 3.0) -> None:
+    """Same size, and a mean absolute difference per channel below `tolerance` (of 255)."""
+    from PIL import ImageChops, ImageStat
+
+    assert a.size == b.size
+    difference = ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b.convert("RGB")))
+    assert max(difference.mean) < tolerance, difference.mean
 
 
 def marked_image(size: tuple[int, int] = (64, 40), block: int = 12) -> Image.Image:
@@ -561,6 +552,80 @@ def test_strip_wise_flattening_matches_whole_image(
     strips = prepare(data, max_side=max_side)
     assert strips.new_dimensions == whole.new_dimensions
     assert strips.image_bytes == whole.image_bytes
+
+
+# --- memory admission --------------------------------------------------------------------
+
+MB = 2**20
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "I;16", "1", "L"])
+@pytest.mark.parametrize("max_side", [700, 250, 97])
+def test_a_png_too_large_to_decode_whole_decodes_in_bands_with_the_same_pixels(
+    mode: str, max_side: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = encode(_noisy(mode, (900, 601)), "PNG")
+    whole = prepare(data, max_side=max_side)
+    monkeypatch.setattr(preprocess, "_STRIP_PIXELS", 5000)  # ~6 rows a band: dozens of seams
+    # A budget this small makes the whole decode too large: only bands fit.
+    banded = prepare(data, max_side=max_side, memory_budget_bytes=8 * MB)
+    assert banded.new_dimensions == whole.new_dimensions
+    if mode == "L":  # flat modes reduce whole by a smaller factor first: nearly the same
+        assert_close(decoded(banded), decoded(whole))
+    else:
+        assert banded.image_bytes == whole.image_bytes
+
+
+def test_a_banded_png_keeps_the_orientation_its_exif_chunk_gives_after_the_pixels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    image = marked_image((64, 40))
+    plain = encode(image, "PNG")
+    exif = with_orientation(6).tobytes()
+    # eXIf after the IDAT chunks, as some encoders write it.
+    data = plain[:-12] + png_chunk(b"eXIf", exif) + plain[-12:]
+    monkeypatch.setattr(preprocess, "_STRIP_PIXELS", 300)
+    result = prepare(data, memory_budget_bytes=MB // 16)
+    assert result.original_dimensions == (40, 64)
+    assert_markers(decoded(result), 6, (64, 40))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "save", "detail"),
+    [
+        ("JPEG", {"progressive": True}, "progressive"),
+        ("TIFF", {}, "whole"),
+        ("WEBP", {"lossless": True}, "whole"),
+    ],
+)
+def test_an_input_whose_decode_cannot_fit_the_budget_is_refused_naming_the_limit(
+    fmt: str, save: dict[str, object], detail: str
+) -> None:
+    data = encode(Image.new("RGB", (2000, 1500), RED), fmt, **save)
+    with pytest.raises(ImageTooLarge) as refused:
+        prepare(data, memory_budget_bytes=8 * MB)
+    message = refused.value.message
+    assert f"a 2000x1500 {fmt} image" in message and detail in message
+    assert "above the limit of 8 MB (PREPROCESS_MEMORY_FRACTION" in message
+    assert prepare(data).new_dimensions == (2000, 1500)  # the default budget takes it
+
+
+def test_a_baseline_jpeg_costs_its_reduced_decode_not_its_full_size() -> None:
+    """What decides a JPEG's admission is the 1/2, 1/4 or 1/8 scale libjpeg decodes at."""
+    data = encode(Image.new("RGB", (8000, 6000), RED), "JPEG")
+    # 48 MP: 192 MB decoded whole, 48 MB at 1/2 scale (+ the 3584x2688 output)
+    assert prepare(data, memory_budget_bytes=170 * MB).new_dimensions == (3584, 2688)
+    progressive = encode(Image.new("RGB", (8000, 6000), RED), "JPEG", progressive=True)
+    with pytest.raises(ImageTooLarge, match="progressive, decoded at 1/2 scale"):
+        prepare(progressive, memory_budget_bytes=170 * MB)
+
+
+def test_the_budget_is_a_share_of_the_workers_memory() -> None:
+    limits = PreprocessLimits.from_settings(
+        Settings(aws_lambda_function_memory_size=2048, preprocess_memory_fraction=0.5)
+    )
+    assert limits.memory_budget_bytes == 1024 * MB
+    assert LIMITS.memory_budget_bytes == int(1024 * MB * 0.45)
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])

@@ -29,8 +29,11 @@ def test_a_dead_message_fails_its_attempt_and_reverts_the_photo_once() -> None:
     repository, storage, message = claimed()
     giveup = RestoreGiveUp(repository=repository, storage=storage, settings=Settings())
 
-    first = giveup.settle_dead_message(message.model_dump_json(), receive_count=3)
-    again = giveup.settle_dead_message(message.model_dump_json(), receive_count=4)
+    for _ in range(3):  # three deliveries started it, each failing transiently
+        with repository.transaction() as tx:
+            tx.start_attempt(message.photo_id, message.restore_attempt_id)
+    first = giveup.settle_dead_message(message.model_dump_json())
+    again = giveup.settle_dead_message(message.model_dump_json())
 
     assert (first.outcome, again.outcome) == (GiveUpOutcome.REVERTED, GiveUpOutcome.ALREADY_SETTLED)
     attempt = repository.attempt(message.restore_attempt_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import uuid
 from collections.abc import Callable
 
@@ -17,7 +18,7 @@ from photo_restore.errors import (
     ProviderUnavailable,
 )
 from photo_restore.preprocess import ImagePreprocessResult
-from photo_restore.queue import RestoreMessage
+from photo_restore.queue import Delivery, RestoreMessage, retry_delay_seconds
 from photo_restore.restore_requests import Caller, RestoreRequests
 from photo_restore.restore_runs import RestoreRun, RunOutcome, RunReport
 from photo_restore.settings import Settings
@@ -168,3 +169,44 @@ def test_a_late_message_of_a_failed_attempt_removes_what_a_dead_delivery_stored(
     world.storage.objects[restored_key(attempt)] = b"left over by a dead delivery"
     world.run()
     assert world.storage.keys("restored/") == []
+
+
+def test_a_result_above_the_pixel_cap_fails_as_an_invalid_result_and_stores_nothing() -> None:
+    world = World(Settings(result_max_pixels=1000))
+    world.result = jpeg((40, 30))  # 1200 pixels
+    world.run()
+    error = world.repository.attempt(world.attempt_id).error
+    assert error is not None and error["code"] == "invalid_provider_result"
+    assert "RESULT_MAX_PIXELS" in error["message"]
+    assert world.storage.keys("restored/") == []
+
+
+def test_a_transient_failure_brings_the_message_back_after_its_backoff_not_the_timeout() -> None:
+    world = World(Settings(transient_retry_delays_seconds=[30, 120, 480]))
+    run = RestoreRun(
+        repository=world.repository,
+        storage=world.storage,
+        queue=world.queue,
+        editor=FakeEditor(*[ProviderUnavailable("503")] * 3),
+        preprocess=prepared,
+        fetch_result=lambda url: world.result,
+        settings=world.settings,
+    )
+    for receive_count in (1, 2, 3):
+        with pytest.raises(ProviderUnavailable):
+            run.run(
+                world.message,
+                Delivery(receipt_handle=f"r{receive_count}", receive_count=receive_count),
+            )
+    delays = [seconds for _, seconds in world.queue.retries]
+    assert [d.receipt_handle for d, _ in world.queue.retries] == ["r1", "r2", "r3"]
+    assert 15 <= delays[0] <= 30 and 60 <= delays[1] <= 120 and 240 <= delays[2] <= 480
+    assert world.repository.attempt(world.attempt_id).deliveries == 3
+
+
+def test_the_backoff_schedule_is_jittered_within_half_to_all_of_each_step() -> None:
+    rng = random.Random(1)
+    for count, base in [(1, 30), (2, 120), (3, 480), (7, 480)]:
+        seen = {retry_delay_seconds(count, [30, 120, 480], rng) for _ in range(200)}
+        assert min(seen) >= base // 2 and max(seen) <= base and len(seen) > 5
+    assert retry_delay_seconds(1, [0]) == 0

@@ -29,6 +29,19 @@ def test_shorter_provider_timeouts_allow_a_shorter_worker() -> None:
     assert settings.worker_timeout_seconds == 120
 
 
-def test_the_sweeper_waits_for_every_delivery_a_message_can_get() -> None:
-    settings = Settings(visibility_timeout_seconds=1800, max_receive_count=3)
-    assert settings.stuck_after_seconds == 1800 * 3 + settings.sweeper_margin_seconds
+def test_the_sweeper_waits_for_the_longest_gap_between_two_deliveries() -> None:
+    settings = Settings(visibility_timeout_seconds=1800, sweeper_margin_seconds=600)
+    # A crashed delivery dominates: it comes back after the visibility timeout. With the
+    # 30 s / 2 min / 8 min backoff three transient failures take minutes, not 1.5 hours.
+    assert settings.stuck_after_seconds == 1800 + 600
+    assert settings.stuck_after_seconds < 6000  # what three full visibility timeouts cost
+    slow_backoff = Settings(
+        visibility_timeout_seconds=1800, transient_retry_delays_seconds=[30, 3600]
+    )
+    assert slow_backoff.stuck_after_seconds == 300 + 3600 + 600
+
+
+def test_retry_delays_must_fit_an_sqs_visibility_timeout() -> None:
+    with pytest.raises(ValidationError, match="TRANSIENT_RETRY_DELAYS_SECONDS"):
+        Settings(transient_retry_delays_seconds=[30, 50_000])
+    assert Settings(transient_retry_delays_seconds=[5]).transient_retry_delays_seconds == [5]

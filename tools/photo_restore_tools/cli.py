@@ -1,13 +1,33 @@
-"""`photo-restore`: the project's command line (schema, preprocessing, operations, local stack)."""
+"""`photo-restore`: the project's command line (schema, preprocessing, operations, local stack).
+
+Operator commands read the same environment a deployed function gets (README: runbook); each
+names what it is missing and exits non-zero instead of failing with a driver's traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from photo_restore.errors import RestoreError
+
+# What each operator command needs, by the names the runbook uses.
+DATABASE = "DATABASE_URL (or DATABASE_URL_PARAMETER)"
+REGION = "AWS_REGION (or AWS_DEFAULT_REGION, or a region in the AWS config)"
+QUEUE = "QUEUE_URL"
+DLQ = "DLQ_URL"
+BUCKET = "BUCKET_NAME"
+NEEDS: dict[str, tuple[str, ...]] = {
+    "db": (DATABASE,),
+    "sweep": (DATABASE, REGION, BUCKET),
+    "redrive dlq": (REGION, QUEUE, DLQ),
+    "redrive failed": (DATABASE, REGION, QUEUE),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,52 +68,86 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "preprocess":
-        from photo_restore.settings import get_settings
-        from photo_restore_tools.preprocess_files import preprocess_files
+    command = " ".join(
+        part for part in (args.command, getattr(args, "redrive_command", None)) if part
+    )
+    missing = [need for need in NEEDS.get(command, ()) if not _configured(need)]
+    if missing:
+        print(f"error: `photo-restore {command}` needs {', '.join(missing)}", file=sys.stderr)
+        print("       (README: operator runbook, what each command needs)", file=sys.stderr)
+        return 2
+    run: Callable[[argparse.Namespace], int] = COMMANDS[command]
+    try:
+        return run(args)
+    except RestoreError as error:  # a dependency down, a parameter unreadable...
+        print(f"error: {error.code}: {error.message}", file=sys.stderr)
+        return 1
 
-        return preprocess_files(args.files, args.out, get_settings(), sys.stdout)
-    if args.command == "demo":
-        from photo_restore_tools.local.stack import run_demo
 
-        return run_demo(args.image, args.out)
-    if args.command == "serve":
-        from photo_restore_tools.local.stack import run_serve
+def _configured(need: str) -> bool:
+    if need == DATABASE:
+        return bool(os.environ.get("DATABASE_URL") or os.environ.get("DATABASE_URL_PARAMETER"))
+    if need == REGION:
+        import boto3
 
-        return run_serve(args.host, args.port)
+        return boto3.session.Session().region_name is not None
+    return bool(os.environ.get(need))
 
+
+def _preprocess(args: argparse.Namespace) -> int:
+    from photo_restore.settings import get_settings
+    from photo_restore_tools.preprocess_files import preprocess_files
+
+    return preprocess_files(args.files, args.out, get_settings(), sys.stdout)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from photo_restore_tools.local.stack import run_demo
+
+    return run_demo(args.image, args.out)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from photo_restore_tools.local.stack import run_serve
+
+    return run_serve(args.host, args.port)
+
+
+def _create_schema(args: argparse.Namespace) -> int:
     from photo_restore import wiring
 
-    if args.command == "db":
-        from photo_restore.db import create_schema
-
-        create_schema(wiring.repository().engine)
-        print("schema ready")
-        return 0
-    if args.command == "sweep":
-        reports = wiring.restore_giveup().sweep_stuck_photos()
-        for report in reports:
-            print(f"{report.photo_id}  {report.outcome}")
-        print(f"{len(reports)} stuck photo(s) handled")
-        return 0
-    return _redrive(args)
+    wiring.repository().create_schema()
+    print("schema ready")
+    return 0
 
 
-def _redrive(args: argparse.Namespace) -> int:
-    from photo_restore import aws, wiring
+def _sweep(args: argparse.Namespace) -> int:
+    from photo_restore import wiring
+
+    reports = wiring.restore_giveup().sweep_stuck_photos()
+    for report in reports:
+        print(f"{report.photo_id}  {report.outcome}")
+    print(f"{len(reports)} stuck photo(s) handled")
+    return 0
+
+
+def _redrive_dlq(args: argparse.Namespace) -> int:
+    from photo_restore import aws
     from photo_restore.settings import get_settings
     from photo_restore_tools import redrive
 
     settings = get_settings()
-    if args.redrive_command == "dlq":
-        moved = redrive.move_dead_messages(
-            aws.sqs_client(),
-            dlq_url=settings.dlq_url,
-            queue_url=settings.queue_url,
-            limit=args.limit,
-        )
-        print(f"moved {moved} message(s) from the DLQ back to the restore queue")
-        return 0
+    moved = redrive.move_dead_messages(
+        aws.sqs_client(), dlq_url=settings.dlq_url, queue_url=settings.queue_url, limit=args.limit
+    )
+    print(f"moved {moved} message(s) from the DLQ back to the restore queue")
+    return 0
+
+
+def _redrive_failed(args: argparse.Namespace) -> int:
+    from photo_restore import wiring
+    from photo_restore_tools import redrive
+
     since = datetime.now(UTC) - timedelta(hours=args.since_hours)
     results = redrive.rerun_failed_restores(
         wiring.repository(),
@@ -108,6 +162,17 @@ def _redrive(args: argparse.Namespace) -> int:
         print(f"{result.photo_id}  failed: {result.error_code}  ->  {outcome}")
     print(f"{len(results)} failed restoration(s){' (dry run)' if args.dry_run else ''}")
     return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "preprocess": _preprocess,
+    "demo": _demo,
+    "serve": _serve,
+    "db": _create_schema,
+    "sweep": _sweep,
+    "redrive dlq": _redrive_dlq,
+    "redrive failed": _redrive_failed,
+}
 
 
 if __name__ == "__main__":

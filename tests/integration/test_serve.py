@@ -1,0 +1,103 @@
+"""`photo-restore serve` as a user runs it: a fresh process on embedded defaults, a quiet start,
+a restore from upload to the restored image over HTTP, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers.images import old_photo
+
+BANNER_END = "Ctrl-C stops everything."
+
+
+@dataclass
+class Served:
+    url: str
+    token: str
+    output: list[str]
+    errors: list[str]
+    process: subprocess.Popen[str]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _collect(stream: object, into: list[str]) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        into.append(line.rstrip("\n"))
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    port = _free_port()
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AWS_", "DATABASE_", "SILICONFLOW_"))
+    }
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "photo-restore"), "serve", "--port", str(port)],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    output: list[str] = []
+    errors: list[str] = []
+    for stream, lines in ((process.stdout, output), (process.stderr, errors)):
+        threading.Thread(target=_collect, args=(stream, lines), daemon=True).start()
+    deadline = time.monotonic() + 90
+    while BANNER_END not in output:
+        assert process.poll() is None, "\n".join(output + errors)
+        assert time.monotonic() < deadline, "\n".join(output + errors)
+        time.sleep(0.2)
+    [token] = [m.group(1) for line in output if (m := re.search(r"export TOKEN=(\S+)", line))]
+    yield Served(f"http://127.0.0.1:{port}", token, output, errors, process)
+    if process.poll() is None:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_serve_starts_quietly_on_embedded_defaults(served: Served) -> None:
+    # Only the local stack's own lines come before the banner: no initdb output.
+    assert not any("initdb" in line or "Success. You can now" in line for line in served.errors)
+    assert len(served.errors) < 10, "\n".join(served.errors)
+    assert any("not the Qwen-Image-Edit model" in line for line in served.output)
+
+
+def test_a_restore_through_serve_from_upload_to_the_restored_image(served: Served) -> None:
+    auth = {"Authorization": f"Bearer {served.token}"}
+    with httpx.Client(base_url=served.url, timeout=10) as client:
+        uploaded = client.post("/local/photos", content=old_photo(), headers=auth)
+        assert uploaded.status_code == 201, uploaded.text
+        photo_id = uploaded.json()["photo_id"]
+        assert client.post(f"/photos/{photo_id}/restore", headers=auth).status_code == 202
+        deadline = time.monotonic() + 60
+        while (view := client.get(f"/photos/{photo_id}", headers=auth).json())["status"] != "ready":
+            assert time.monotonic() < deadline, view
+            time.sleep(0.2)
+        restored = httpx.get(view["restored_image_url"], timeout=10)
+        assert restored.status_code == 200 and restored.content[:3] == b"\xff\xd8\xff"
+        assert client.get(f"/photos/{photo_id}").status_code == 401
+
+
+def test_serve_stops_cleanly_on_sigterm(served: Served) -> None:
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(timeout=30) == 0
+    assert "stopped" in served.output[-1]
