@@ -19,6 +19,8 @@ ERROR = "error"
 LAST_TRANSIENT_ERROR = "last_transient_error"
 # How many deliveries of the restore queue (re-sent messages included) started this attempt.
 DELIVERIES = "deliveries"
+# A provider's daily cap holds the attempt: {"until": ISO time, "limit": "IPD"}.
+WAITING_FOR_CAPACITY = "waiting_for_capacity"
 
 
 class AttemptState(StrEnum):
@@ -87,3 +89,10 @@ class Attempt:
     def deliveries(self) -> int:
         value = self.params.get(DELIVERIES, 0)
         return value if isinstance(value, int) else 0
+
+    @property
+    def waiting_for_capacity(self) -> Mapping[str, Any] | None:
+        """The hold a daily cap put on a pending attempt; None when there is none."""
+        value = self.params.get(WAITING_FOR_CAPACITY)
+        pending = self.state is AttemptState.PENDING
+        return value if pending and isinstance(value, Mapping) else None

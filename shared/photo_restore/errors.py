@@ -142,16 +142,44 @@ class ProviderAuthFailed(RestoreError):
     http_status = 502
 
 
+class ProviderMisconfigured(RestoreError):
+    """SiliconFlow refused what every request would get (an unknown model, a field or value of
+    ours, a wrong base URL): not the photo's fault; operators must fix the configuration."""
+
+    code = "provider_misconfigured"
+    kind = FailureKind.PERMANENT
+    http_status = 502
+
+
+class ProviderContentRefused(RestoreError):
+    """SiliconFlow's content filter refused this photo or its result."""
+
+    code = "provider_content_refused"
+    kind = FailureKind.PERMANENT
+    http_status = 422
+
+
 class ProviderRateLimited(RestoreError):
     code = "provider_rate_limited"
     kind = FailureKind.RATE_LIMITED
     http_status = 503
 
     def __init__(
-        self, message: str, *, retry_after_seconds: float | None = None, trace_id: str | None = None
+        self,
+        message: str,
+        *,
+        retry_after_seconds: float | None = None,
+        limit: str | None = None,
+        trace_id: str | None = None,
     ) -> None:
         super().__init__(message, trace_id=trace_id)
         self.retry_after_seconds = retry_after_seconds
+        self.limit = limit  # the limit the 429 names: RPM, IPM, ... IPD
+
+    @property
+    def daily(self) -> bool:
+        """A per-day cap (RPD, TPD, IPD): no retry helps before the day ends."""
+        return self.limit is not None and self.limit.endswith("D")
 
 
 class ProviderUnavailable(RestoreError):

@@ -7,6 +7,7 @@ import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -30,6 +31,10 @@ class RestoreMessage(BaseModel):
     restore_attempt_id: uuid.UUID
     # How often a provider rate limit already deferred this work (bounded by settings).
     rate_limit_deferrals: int = Field(default=0, ge=0)
+    # A daily cap holds the work until this time (re-sent every 15 minutes until then), since
+    # `held_since` (bounded by settings).
+    held_until: datetime | None = None
+    held_since: datetime | None = None
 
 
 def parse_restore_message(body: str) -> RestoreMessage | None:
@@ -66,7 +71,7 @@ class RestoreQueue:
         try:
             response = self._sqs.send_message(
                 QueueUrl=self.queue_url,
-                MessageBody=message.model_dump_json(),
+                MessageBody=message.model_dump_json(exclude_none=True),  # ids, and a hold if any
                 DelaySeconds=max(0, min(delay_seconds, SQS_MAX_DELAY_SECONDS)),
             )
         except (ClientError, BotoCoreError) as error:

@@ -36,6 +36,7 @@ from photo_restore.attempts import (
     ERROR,
     LAST_TRANSIENT_ERROR,
     PENDING_S3_KEY,
+    WAITING_FOR_CAPACITY,
     Attempt,
 )
 from photo_restore.errors import DependencyUnavailable
@@ -81,7 +82,9 @@ class Transaction(Protocol):
     def insert_attempt(
         self, *, attempt_id: uuid.UUID, photo_id: uuid.UUID, model: str, params: Mapping[str, Any]
     ) -> Attempt: ...
-    def start_attempt(self, photo_id: uuid.UUID, attempt_id: uuid.UUID) -> Photo | None: ...
+    def start_attempt(
+        self, photo_id: uuid.UUID, attempt_id: uuid.UUID, *, count_delivery: bool = True
+    ) -> Photo | None: ...
     def complete_attempt(
         self,
         *,
@@ -99,6 +102,7 @@ class Transaction(Protocol):
         idle_before: datetime | None = None,
     ) -> bool: ...
     def note_transient_error(self, attempt_id: uuid.UUID, record: Mapping[str, Any]) -> bool: ...
+    def wait_for_capacity(self, attempt_id: uuid.UUID, hold: Mapping[str, Any]) -> bool: ...
     def revert_photo_without_attempt(self, photo_id: uuid.UUID, idle_before: datetime) -> bool: ...
     def select_restore(
         self, *, photo_id: uuid.UUID, attempt_id: uuid.UUID, s3_key: str
@@ -358,9 +362,11 @@ class SqlTransaction:
         )
         return _attempt(self._conn.execute(statement).one())
 
-    def start_attempt(self, photo_id: uuid.UUID, attempt_id: uuid.UUID) -> Photo | None:
-        """Check the attempt is in flight, restart the sweeper's clock and count the delivery;
-        None when it is not in flight.
+    def start_attempt(
+        self, photo_id: uuid.UUID, attempt_id: uuid.UUID, *, count_delivery: bool = True
+    ) -> Photo | None:
+        """Check the attempt is in flight, restart the sweeper's clock and count the delivery
+        (not a held one's, which only keeps its work alive); None when it is not in flight.
 
         `updated_at` is the photo's heartbeat: the sweeper only settles photos idle for longer
         than any delivery can take, so work that was just (re)delivered is never swept.
@@ -376,8 +382,8 @@ class SqlTransaction:
             .returning(*photos.c)
         )
         row = self._conn.execute(statement).one_or_none()
-        if row is None:
-            return None
+        if row is None or not count_delivery:
+            return _photo(row) if row else None
         params = cast(restore_attempts.c.params, JSONB)
         counted = func.coalesce(params[DELIVERIES].astext.cast(Integer), 0) + 1
         self._conn.execute(
@@ -407,8 +413,13 @@ class SqlTransaction:
         )
         if photo is None:
             return False
-        # A transient error that a later delivery got past is no longer news.
-        self._merge_params(attempt_id, params, s3_key=s3_key, drop_keys=[LAST_TRANSIENT_ERROR])
+        # A transient error or a hold that a later delivery got past is no longer news.
+        self._merge_params(
+            attempt_id,
+            params,
+            s3_key=s3_key,
+            drop_keys=[LAST_TRANSIENT_ERROR, WAITING_FOR_CAPACITY],
+        )
         self._select(photo_id, attempt_id)
         return True
 
@@ -434,6 +445,12 @@ class SqlTransaction:
         """Keep the last transient error on a pending attempt; False when it is settled."""
         return self._merge_params(
             attempt_id, {LAST_TRANSIENT_ERROR: dict(record)}, conditions=[_is_pending()]
+        )
+
+    def wait_for_capacity(self, attempt_id: uuid.UUID, hold: Mapping[str, Any]) -> bool:
+        """Record the daily cap holding a pending attempt; False when it is settled."""
+        return self._merge_params(
+            attempt_id, {WAITING_FOR_CAPACITY: dict(hold)}, conditions=[_is_pending()]
         )
 
     def revert_photo_without_attempt(self, photo_id: uuid.UUID, idle_before: datetime) -> bool:

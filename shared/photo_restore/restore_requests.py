@@ -69,7 +69,9 @@ class RestoreRequests:
         self._storage = storage
         self._settings = settings
 
-    def request_restore(self, caller: Caller, photo_id: uuid.UUID) -> RestoreAccepted:
+    def request_restore(
+        self, caller: Caller, photo_id: uuid.UUID, *, seed: int | None = None
+    ) -> RestoreAccepted:
         """Claim the photo, record the attempt, commit, and only then enqueue.
 
         Order and why: the claim and the attempt commit together first, so a message can never
@@ -77,9 +79,10 @@ class RestoreRequests:
         here (conditionally, so nothing newer is touched) and the client gets a 503 to retry.
         If the process dies between commit and enqueue, the sweeper settles the photo once the
         longest pipeline time has passed. No DB connection is held during the SQS call.
+        `seed` (operators re-running an attempt) asks the provider for that seed.
         """
         attempt_id = uuid.uuid4()
-        edit = EditRequest.from_settings(self._settings)
+        edit = EditRequest.from_settings(self._settings, seed=seed)
         with self._repository.transaction() as tx:
             if tx.claim_photo(photo_id, caller.user_id) is None:
                 raise self._why_unclaimable(tx, caller, photo_id)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -26,7 +28,7 @@ from photo_restore.preprocess import ImagePreprocessResult
 from photo_restore.queue import Delivery, RestoreMessage, RestoreQueue, retry_delay_seconds
 from photo_restore.repository import Repository
 from photo_restore.result_image import decode_result
-from photo_restore.settings import Settings
+from photo_restore.settings import SQS_MAX_DELAY_SECONDS, Settings
 from photo_restore.siliconflow import SiliconFlowRequest, SiliconFlowResponse
 from photo_restore.storage import (
     ObjectStorage,
@@ -47,6 +49,7 @@ class RunOutcome(StrEnum):
     FAILED = "failed"  # permanent failure recorded on the attempt; message done
     SKIPPED = "skipped"  # duplicate, late or superseded message; nothing changed
     DEFERRED = "deferred"  # rate limited: re-sent with a delay, this delivery done
+    HELD = "held"  # a daily cap: re-sent until it resets, the photo kept processing
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,9 @@ class RestoreRun:
         preprocess: Callable[[bytes], ImagePreprocessResult],
         fetch_result: Callable[[str], bytes],
         settings: Settings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self._clock = clock
         self._repository = repository
         self._storage = storage
         self._queue = queue
@@ -100,13 +105,18 @@ class RestoreRun:
             raise
 
     def _run(self, message: RestoreMessage) -> RunReport:
-        started = self._start(message)
+        held = message.held_until is not None and message.held_until > self._clock()
+        started = self._start(message, count_delivery=not held)
         if isinstance(started, RunReport):
             return started
         attempt, photo = started
+        if held:
+            return self._keep_holding(message, attempt)
         try:
             return self._restore(attempt, photo)
         except RestoreError as error:
+            if isinstance(error, ProviderRateLimited) and error.daily:
+                return self._hold(message, attempt, error)
             if error.kind is FailureKind.RATE_LIMITED:
                 return self._defer(message, attempt, error)
             if error.kind is FailureKind.PERMANENT:
@@ -119,7 +129,9 @@ class RestoreRun:
             self._note_transient_error(attempt.id, "unexpected_error", type(error).__name__)
             raise
 
-    def _start(self, message: RestoreMessage) -> tuple[Attempt, Photo] | RunReport:
+    def _start(
+        self, message: RestoreMessage, *, count_delivery: bool = True
+    ) -> tuple[Attempt, Photo] | RunReport:
         """The attempt and its photo when the attempt is in flight; a report for a stale one."""
         with self._repository.transaction() as tx:
             attempt = tx.attempt(message.restore_attempt_id)
@@ -127,7 +139,7 @@ class RestoreRun:
                 # The API commits before it enqueues, so this is a replica lag or a
                 # foreign message: retry, and let the DLQ handler log it if it persists.
                 raise AttemptNotVisible(f"attempt {message.restore_attempt_id} not found")
-            photo = tx.start_attempt(message.photo_id, attempt.id)
+            photo = tx.start_attempt(message.photo_id, attempt.id, count_delivery=count_delivery)
         if photo is not None:
             return attempt, photo
         if attempt.photo_id != message.photo_id:
@@ -147,7 +159,7 @@ class RestoreRun:
         prepared = self._preprocess(original)
         preprocess_ms = (time.perf_counter() - started) * 1000
 
-        edit = EditRequest.from_settings(settings)
+        edit = EditRequest.recorded(attempt.params, settings)
         request = SiliconFlowRequest(edit=edit, image=self._reachable_input(attempt, prepared))
         response = self._editor.edit_image(request)
         try:
@@ -168,6 +180,9 @@ class RestoreRun:
             "seed": response.seed,
             "preprocessed": prepared.params_json(),
             "provider_trace_id": response.trace_id,
+            # What came back, never assumed: Qwen-Image-Edit's output size is undocumented.
+            "result_dimensions": [restored.width, restored.height],
+            "result_bytes": len(restored.jpeg),
         }
         # The image stays at its per-attempt key if this commit fails: a retry overwrites it,
         # the DLQ handler deletes it if every retry fails. Nothing is orphaned either way.
@@ -194,7 +209,7 @@ class RestoreRun:
     def _reachable_input(self, attempt: Attempt, prepared: ImagePreprocessResult) -> str:
         """A presigned URL of the preprocessed image, or a data URI where S3 is unreachable."""
         jpeg = prepared.image_bytes
-        if self._settings.image_transport == "data_uri":
+        if self._settings.effective_image_transport == "data_uri":
             return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
         key = preprocessed_key(attempt.id)
         self._storage.write_jpeg(key, jpeg)
@@ -203,7 +218,7 @@ class RestoreRun:
         )
 
     def _discard_temporary(self, attempt: Attempt) -> None:
-        if self._settings.image_transport == "data_uri":
+        if self._settings.effective_image_transport == "data_uri":
             return
         try:
             self._storage.delete(preprocessed_key(attempt.id))
@@ -244,6 +259,46 @@ class RestoreRun:
             details={"delay_seconds": delay},
         )
 
+    def _hold(
+        self, message: RestoreMessage, attempt: Attempt, error: ProviderRateLimited
+    ) -> RunReport:
+        """A daily cap: hold the work until the provider's day ends, never fail it for that.
+
+        The message is re-sent every 15 minutes (SQS's longest delay) until then: a visibility
+        hold would use up a receive each time, and the photo's clock restarts at every one.
+        """
+        now = self._clock()
+        since = message.held_since or now
+        until = next_daily_reset(now, self._settings.siliconflow_daily_reset_utc_hour)
+        if until - since > timedelta(hours=self._settings.max_capacity_hold_hours):
+            return self._fail(attempt, error)
+        hold = {"until": until.isoformat(), "limit": error.limit, "since": since.isoformat()}
+        with self._repository.transaction() as tx:
+            tx.wait_for_capacity(attempt.id, hold)
+        held = message.model_copy(update={"held_until": until, "held_since": since})
+        self._queue.send(held, delay_seconds=self._hold_delay(until))
+        logger.warning("daily %s cap reached: holding the restore until %s", error.limit, until)
+        details = {"held_until": until.isoformat(), "limit": error.limit}
+        return self._report(
+            RunOutcome.HELD,
+            attempt,
+            error_code=error.code,
+            trace_id=error.trace_id,
+            details=details,
+        )
+
+    def _keep_holding(self, message: RestoreMessage, attempt: Attempt) -> RunReport:
+        """A held message back before its time: its photo's clock restarted, send it on."""
+        assert message.held_until is not None
+        self._queue.send(message, delay_seconds=self._hold_delay(message.held_until))
+        details = {"held_until": message.held_until.isoformat()}
+        return self._report(RunOutcome.HELD, attempt, details=details)
+
+    def _hold_delay(self, until: datetime) -> int:
+        return max(
+            1, min(SQS_MAX_DELAY_SECONDS, math.ceil((until - self._clock()).total_seconds()))
+        )
+
     def _note_transient_error(self, attempt_id: uuid.UUID, code: str, text: str) -> None:
         """Best effort: keep the last transient error so the DLQ handler can say why it gave up."""
         try:
@@ -255,3 +310,9 @@ class RestoreRun:
     @staticmethod
     def _report(outcome: RunOutcome, attempt: Attempt, **fields: Any) -> RunReport:
         return RunReport(outcome, attempt.photo_id, attempt.id, **fields)
+
+
+def next_daily_reset(now: datetime, reset_utc_hour: int) -> datetime:
+    """The next time a provider's day ends: `reset_utc_hour`:00 UTC, today or tomorrow."""
+    today = now.astimezone(UTC).replace(hour=reset_utc_hour, minute=0, second=0, microsecond=0)
+    return today if today > now else today + timedelta(days=1)

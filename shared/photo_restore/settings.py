@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from photo_restore.provider_models import contract_for
 
 # SQS caps a message's DelaySeconds at 15 minutes (and its visibility timeout at 12 hours).
 SQS_MAX_DELAY_SECONDS = 900
@@ -61,8 +64,9 @@ class Settings(BaseSettings):
     preprocess_memory_fraction: float = Field(default=0.45, gt=0, le=0.9)
     jpeg_quality: int = Field(default=90, ge=1, le=100)
     presigned_url_seconds: int = 900
-    # "presigned_url" (S3 reachable by SiliconFlow) or "data_uri" (local S3 it cannot reach).
-    image_transport: Literal["presigned_url", "data_uri"] = "presigned_url"
+    # How the input reaches SiliconFlow: "presigned_url" or "data_uri"; unset = what the base
+    # URL's reference documents (see effective_image_transport).
+    image_transport: Literal["presigned_url", "data_uri"] | None = None
 
     # --- SiliconFlow -------------------------------------------------------------------------
     siliconflow_api_key: SecretStr = SecretStr("")
@@ -70,8 +74,16 @@ class Settings(BaseSettings):
     siliconflow_base_url: str = "https://api.siliconflow.com/v1"
     siliconflow_model: str = "Qwen/Qwen-Image-Edit"
     restore_prompt: str = DEFAULT_PROMPT
+    negative_prompt: str | None = None
     num_inference_steps: int = Field(default=20, ge=1, le=100)
-    guidance_scale: float = Field(default=7.5, ge=0, le=20)
+    # The guidance strength, sent in the field the model takes (cfg for Qwen-Image models);
+    # unset = the model's documented default (provider_models).
+    guidance_scale: float | None = None
+    # Daily caps (IPD/RPD) hold work until this UTC hour; the docs do not say when a day ends
+    # for SiliconFlow: 16:00 UTC is midnight in China (UTC+8), our assumption.
+    siliconflow_daily_reset_utc_hour: int = Field(default=16, ge=0, le=23)
+    # Past this long on hold for daily caps, the attempt fails instead of waiting on.
+    max_capacity_hold_hours: int = Field(default=72, ge=1)
     siliconflow_connect_timeout_seconds: float = 10.0
     # Above typical inference (10-60 s) and below the worker's own timeout.
     siliconflow_read_timeout_seconds: float = 90.0
@@ -84,6 +96,37 @@ class Settings(BaseSettings):
     # Results come back near 1 MP; a header claiming more than this is refused before decoding
     # (a 169 MP PNG of 641 KB would otherwise need 1.3 GB).
     result_max_pixels: int = Field(default=25_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _the_model_and_its_guidance_are_documented(self) -> Settings:
+        contract = contract_for(self.siliconflow_model)  # UnknownModel is a ValueError
+        guidance = self.effective_guidance_scale
+        if guidance not in contract.guidance:
+            raise ValueError(
+                f"GUIDANCE_SCALE {guidance} is outside {contract.guidance.low}..."
+                f"{contract.guidance.high}, the range of {contract.guidance_field} for "
+                f"{self.siliconflow_model}"
+            )
+        return self
+
+    @property
+    def effective_guidance_scale(self) -> float:
+        if self.guidance_scale is not None:
+            return self.guidance_scale
+        return contract_for(self.siliconflow_model).default_guidance
+
+    @property
+    def effective_image_transport(self) -> Literal["presigned_url", "data_uri"]:
+        """The .com reference says the image "should be converted into base64"; the .cn one
+        accepts a URL or base64. Unset, each base URL gets what its own reference documents."""
+        if self.image_transport is not None:
+            return self.image_transport
+        host = urlsplit(self.siliconflow_base_url).hostname or ""
+        return (
+            "data_uri"
+            if host == "siliconflow.com" or host.endswith(".siliconflow.com")
+            else "presigned_url"
+        )
 
     @model_validator(mode="after")
     def _retry_delays_fit_sqs(self) -> Settings:

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,10 +21,13 @@ from photo_restore.edit_request import EditRequest
 from photo_restore.errors import (
     InvalidProviderResult,
     ProviderAuthFailed,
+    ProviderContentRefused,
+    ProviderMisconfigured,
     ProviderRateLimited,
     ProviderRejected,
     ProviderUnavailable,
 )
+from photo_restore.provider_models import contract_for
 
 if TYPE_CHECKING:
     from photo_restore.settings import Settings
@@ -41,19 +45,24 @@ MAX_BACKOFF_SECONDS = 30.0
 class SiliconFlowRequest:
     edit: EditRequest
     image: str  # https URL or data URI "data:image/jpeg;base64,..."
-    seed: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The request body; image_size is never sent (Qwen-Image-Edit rejects it)."""
+        """The request body: only fields the model's documented contract accepts (edit models
+        get no image_size or batch_size), the guidance in the field the model takes."""
+        edit, contract = self.edit, contract_for(self.edit.model)
         body: dict[str, Any] = {
-            "model": self.edit.model,
-            "prompt": self.edit.prompt,
+            "model": edit.model,
+            "prompt": edit.prompt,
             "image": self.image,
-            "num_inference_steps": self.edit.num_inference_steps,
-            "guidance_scale": self.edit.guidance_scale,
+            "num_inference_steps": edit.num_inference_steps,
+            contract.guidance_field: edit.guidance_scale,
         }
-        if self.seed is not None:
-            body["seed"] = self.seed
+        if edit.negative_prompt is not None:
+            body["negative_prompt"] = edit.negative_prompt
+        if edit.seed is not None:
+            body["seed"] = edit.seed
+        if not set(body) <= contract.accepted:  # a programming error, never the user's
+            raise AssertionError(f"fields {set(body) - contract.accepted} not for {edit.model}")
         return body
 
     def __repr__(self) -> str:
@@ -63,7 +72,7 @@ class SiliconFlowRequest:
         return (
             f"SiliconFlowRequest(image={image!r}, model={edit.model!r}, "
             f"num_inference_steps={edit.num_inference_steps}, "
-            f"guidance_scale={edit.guidance_scale}, seed={self.seed})"
+            f"{edit.guidance_field}={edit.guidance_scale}, seed={edit.seed})"
         )
 
 
@@ -218,35 +227,82 @@ def _parse_success(response: httpx.Response, trace_id: str | None) -> SiliconFlo
 
 def _error_for(response: httpx.Response, trace_id: str | None, *, attempts: int) -> Exception:
     status = response.status_code
-    detail = f"SiliconFlow answered {status}: {_error_message(response)}"
+    code, message = _error_body(response)
+    detail = f"SiliconFlow answered {status}: {_described(code, message)}"
     if status == 429:
         return ProviderRateLimited(
             detail,
             retry_after_seconds=parse_retry_after(response.headers.get("retry-after")),
+            limit=_rate_limit_named(message),
             trace_id=trace_id,
         )
     if status in (401, 403):
         return ProviderAuthFailed(detail, trace_id=trace_id)
+    if status == 404:
+        # The endpoint itself is not there: the base URL is wrong for every request.
+        return ProviderMisconfigured(f"{detail} (check SILICONFLOW_BASE_URL)", trace_id=trace_id)
     if 400 <= status < 500:
-        return ProviderRejected(detail, trace_id=trace_id)
+        return _refusal(detail, code, message, trace_id)
     if status >= 500:
         return ProviderUnavailable(f"{detail} (after {attempts} attempt(s))", trace_id=trace_id)
     # 1xx/3xx: the base URL points somewhere that is not the API.
     return InvalidProviderResult(f"{detail} (unexpected status)", trace_id=trace_id)
 
 
-def _error_message(response: httpx.Response) -> str:
-    text = response.text
+# 20012: "Model does not exist. Please check it carefully." (the error-handling FAQ).
+MODEL_DOES_NOT_EXIST = 20012
+# Request fields we send whatever the image: a 400 naming one would refuse every request.
+_CONFIGURED_FIELDS = re.compile(
+    r"\b(model|prompt|negative_prompt|num_inference_steps|cfg|guidance_scale|seed|image_size|"
+    r"batch_size)\b",
+    re.IGNORECASE,
+)
+# Undocumented: how a content or safety refusal reads. Words such messages use, ours to keep.
+_CONTENT_REFUSAL = re.compile(
+    r"sensitive|safety|unsafe|content (policy|filter|moderation)|inappropriate|nsfw|违规|敏感",
+    re.IGNORECASE,
+)
+_RATE_LIMITS = re.compile(r"\b(RPM|RPH|RPD|TPM|TPD|IPM|IPD)\b")
+
+
+def _refusal(detail: str, code: int | None, message: str, trace_id: str | None) -> Exception:
+    """A 400: the photo's fault (provider_rejected), the configuration's (every request would
+    get it: provider_misconfigured), or the content filter's (provider_content_refused)."""
+    if _CONTENT_REFUSAL.search(message):
+        return ProviderContentRefused(detail, trace_id=trace_id)
+    if code == MODEL_DOES_NOT_EXIST or "model does not exist" in message.lower():
+        return ProviderMisconfigured(f"{detail} (check SILICONFLOW_MODEL)", trace_id=trace_id)
+    if _CONFIGURED_FIELDS.search(message):
+        return ProviderMisconfigured(detail, trace_id=trace_id)
+    return ProviderRejected(detail, trace_id=trace_id)
+
+
+def _rate_limit_named(message: str) -> str | None:
+    """The limit a 429 names ("... Details: IPM limit reached."), e.g. "IPM"; None if none."""
+    found = _RATE_LIMITS.search(message)
+    return found.group(1) if found else None
+
+
+def _error_body(response: httpx.Response) -> tuple[int | None, str]:
+    """(code, message) of a JSON error body `{"code": ..., "message": ..., "data": null}`;
+    (None, the text) for the plain-text bodies some statuses get."""
+    text = response.text.strip()
     try:
         payload = json.loads(text)
     except ValueError:
-        payload = None
-    if isinstance(payload, dict):
-        message = payload.get("message")
-        if isinstance(message, str) and message:
-            code = payload.get("code")
-            return _truncate(f"{message} (code {code})" if code is not None else message)
-    return _truncate(text) or "(empty body)"
+        return None, text
+    if not isinstance(payload, dict):
+        return None, text
+    message, code = payload.get("message"), payload.get("code")
+    return (
+        code if isinstance(code, int) and not isinstance(code, bool) else None,
+        message if isinstance(message, str) and message else text,
+    )
+
+
+def _described(code: int | None, message: str) -> str:
+    described = f"{message} (code {code})" if code is not None else message
+    return _truncate(described) or "(empty body)"
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -85,7 +85,7 @@ from photo_restore.preprocess import PreprocessLimits, preprocess_image
 
 heif = io.BytesIO()
 pillow_heif.from_pillow(Image.new("RGB", (1200, 800), (90, 60, 30))).save(heif, quality=60)
-limits = PreprocessLimits(max_side=600, max_pixels=10**8, jpeg_quality=90)
+limits = PreprocessLimits(max_side=600, max_pixels=10**8, jpeg_quality=90, memory_budget_bytes=2**28)
 result = preprocess_image(heif.getvalue(), limits)
 assert Image.__file__.startswith(IMAGING), Image.__file__
 print(result.original_format, *result.new_dimensions)

@@ -529,15 +529,38 @@ def test_sweeper_event_is_an_eventbridge_scheduled_event() -> None:
     assert event.source == "aws.events"
 
 
-def test_the_provider_auth_alarm_watches_the_metric_the_worker_emits(
-    template: dict[str, Any], resources: dict[str, Any]
+@pytest.mark.parametrize(
+    ("alarm_name", "code"),
+    [
+        ("ProviderAuthFailedAlarm", "provider_auth_failed"),
+        ("ProviderMisconfiguredAlarm", "provider_misconfigured"),
+    ],
+)
+def test_the_configuration_alarms_watch_the_metrics_the_worker_emits(
+    template: dict[str, Any], resources: dict[str, Any], alarm_name: str, code: str
 ) -> None:
-    from photo_restore.errors import ProviderAuthFailed
+    from photo_restore.errors import ProviderAuthFailed, ProviderMisconfigured
 
+    assert code in {ProviderAuthFailed.code, ProviderMisconfigured.code}
     # test_pipeline checks the worker emits exactly this metric and dimension.
-    alarm = properties(resources, "ProviderAuthFailedAlarm")
+    alarm = properties(resources, alarm_name)
     globals_env = template["Globals"]["Function"]["Environment"]["Variables"]
     assert alarm["Namespace"] == globals_env["POWERTOOLS_METRICS_NAMESPACE"]
-    assert alarm["MetricName"] == f"RestoreFailed_{ProviderAuthFailed.code}"
+    assert alarm["MetricName"] == f"RestoreFailed_{code}"
     [dimension] = alarm["Dimensions"]
     assert dimension == {"Name": "service", "Value": "photo-restore-worker"}
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_the_image_transport_is_left_to_the_base_url_unless_a_deployment_chooses(
+    template: dict[str, Any],
+) -> None:
+    parameter = template["Parameters"]["ImageTransport"]
+    assert parameter["Default"] == "" and set(parameter["AllowedValues"]) == {
+        "",
+        "presigned_url",
+        "data_uri",
+    }
+    assert environment(template, "WorkerFunction")["IMAGE_TRANSPORT"] == {
+        "Fn::If": ["HasImageTransport", {"Ref": "ImageTransport"}, {"Ref": "AWS::NoValue"}]
+    }

@@ -21,6 +21,7 @@ from photo_restore.attempts import (
     ERROR,
     LAST_TRANSIENT_ERROR,
     PENDING_S3_KEY,
+    WAITING_FOR_CAPACITY,
     Attempt,
 )
 from photo_restore.attempts import AttemptState as State
@@ -158,10 +159,14 @@ class FakeTransaction:
         self._t.attempts[attempt_id] = attempt
         return attempt
 
-    def start_attempt(self, photo_id: uuid.UUID, attempt_id: uuid.UUID) -> Photo | None:
+    def start_attempt(
+        self, photo_id: uuid.UUID, attempt_id: uuid.UUID, *, count_delivery: bool = True
+    ) -> Photo | None:
         photo = self._in_flight_photo(photo_id, attempt_id)
         if photo is None:
             return None
+        if not count_delivery:
+            return self._set_photo(photo)
         attempt = self._t.attempts[attempt_id]
         self._set_attempt(attempt, params={**attempt.params, DELIVERIES: attempt.deliveries + 1})
         return self._set_photo(photo)
@@ -180,7 +185,8 @@ class FakeTransaction:
         check_transitions([PhotoStatus.PROCESSING], [PhotoStatus.READY])
         self._set_photo(photo, status=PhotoStatus.READY, processed_key=s3_key)
         attempt = self._t.attempts[attempt_id]
-        merged = {k: v for k, v in attempt.params.items() if k != LAST_TRANSIENT_ERROR}
+        dropped = (LAST_TRANSIENT_ERROR, WAITING_FOR_CAPACITY)
+        merged = {k: v for k, v in attempt.params.items() if k not in dropped}
         self._set_attempt(attempt, s3_key=s3_key, params=merged | dict(params))
         self._t.jobs[photo_id]["selected_restore_id"] = attempt_id
         return True
@@ -206,6 +212,13 @@ class FakeTransaction:
         if attempt is None or attempt.state is not State.PENDING:
             return False
         self._set_attempt(attempt, params={**attempt.params, LAST_TRANSIENT_ERROR: dict(record)})
+        return True
+
+    def wait_for_capacity(self, attempt_id: uuid.UUID, hold: Mapping[str, Any]) -> bool:
+        attempt = self._t.attempts.get(attempt_id)
+        if attempt is None or attempt.state is not State.PENDING:
+            return False
+        self._set_attempt(attempt, params={**attempt.params, WAITING_FOR_CAPACITY: dict(hold)})
         return True
 
     def revert_photo_without_attempt(self, photo_id: uuid.UUID, idle_before: datetime) -> bool:

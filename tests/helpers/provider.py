@@ -21,14 +21,10 @@ def data_uri(size: tuple[int, int] = (24, 16)) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def provider_request(
-    image: str | None = None, *, seed: int | None = None, **edit: Any
-) -> SiliconFlowRequest:
+def provider_request(image: str | None = None, **edit: Any) -> SiliconFlowRequest:
     """The request for `image` (a small data URI by default), some edit fields overridden."""
     defaults = EditRequest.from_settings(Settings())
-    return SiliconFlowRequest(
-        edit=dataclasses.replace(defaults, **edit), image=image or data_uri(), seed=seed
-    )
+    return SiliconFlowRequest(edit=dataclasses.replace(defaults, **edit), image=image or data_uri())
 
 
 def static_resolver(table: dict[str, list[str]]) -> Callable[[str], list[str]]:

@@ -77,7 +77,8 @@ def test_restore_request_claims_the_photo_and_enqueues_the_attempt(
     assert attempt.model == "Qwen/Qwen-Image-Edit"
     assert attempt.params["provider"] == "siliconflow"
     assert attempt.params["num_inference_steps"] == 20
-    assert attempt.params["guidance_scale"] == 7.5
+    assert attempt.params["guidance_scale"] == 4.0  # the model's documented cfg
+    assert attempt.params["guidance_field"] == "cfg"
     assert attempt.params["prompt"] == settings.restore_prompt
     assert queued_bodies(sqs, settings.queue_url) == [
         {

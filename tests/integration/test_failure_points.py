@@ -72,13 +72,13 @@ def test_a_database_error_inside_the_claim_rolls_everything_back(
     engine: Engine, settings: Settings, sqs: Any
 ) -> None:
     """A real Postgres error on the attempt insert, after the claim's UPDATE ran."""
-    faulty = settings.model_copy(update={"siliconflow_model": "fault/injected"})
+    faulty = settings.model_copy(update={"restore_prompt": "fault/injected"})
     with engine.begin() as conn:
         conn.execute(
             text(
                 "CREATE OR REPLACE FUNCTION refuse_injected_fault() RETURNS trigger AS $$ "
-                "BEGIN IF NEW.model = 'fault/injected' THEN RAISE EXCEPTION 'injected'; END IF; "
-                "RETURN NEW; END $$ LANGUAGE plpgsql"
+                "BEGIN IF NEW.params->>'prompt' = 'fault/injected' THEN "
+                "RAISE EXCEPTION 'injected'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
             )
         )
         conn.execute(text("DROP TRIGGER IF EXISTS injected_fault ON restore_attempts"))

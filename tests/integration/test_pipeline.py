@@ -40,16 +40,24 @@ def test_a_restore_request_ends_with_a_stored_restoration_and_a_ready_photo(
         "prompt",
         "num_inference_steps",
         "guidance_scale",
+        "guidance_field",
         "inference_time_seconds",
         "seed",
         "preprocessed",
         "provider_trace_id",
+        "result_dimensions",
+        "result_bytes",
         "deliveries",
     }
     assert params["provider"] == "siliconflow"
     assert params["prompt"] == pipeline.settings.restore_prompt
     assert params["num_inference_steps"] == 20
-    assert params["guidance_scale"] == 7.5
+    # The guidance strength of the run, and the field that carried it (Qwen-Image: cfg).
+    assert (params["guidance_scale"], params["guidance_field"]) == (4.0, "cfg")
+    # What came back: smaller than the submission, the stand-in's ~1 MP, never assumed.
+    assert params["result_dimensions"] == [1184, 896]
+    stored_bytes = pipeline.s3.head_object(Bucket=pipeline.settings.bucket_name, Key=attempt.s3_key)
+    assert params["result_bytes"] == stored_bytes["ContentLength"]
     assert isinstance(params["inference_time_seconds"], float)
     assert isinstance(params["seed"], int)
     assert params["preprocessed"] == {
@@ -65,7 +73,8 @@ def test_a_restore_request_ends_with_a_stored_restoration_and_a_ready_photo(
 
     sent = pipeline.standin.requests[-1]
     assert sent["model"] == "Qwen/Qwen-Image-Edit"
-    assert "image_size" not in sent
+    assert sent["cfg"] == 4.0
+    assert "image_size" not in sent and "guidance_scale" not in sent
     # The temporary preprocessed input is removed once the attempt is settled.
     assert pipeline.temporary_keys() == []
 
@@ -152,13 +161,31 @@ def test_a_message_for_an_older_attempt_cannot_settle_the_newer_one(pipeline: Pi
     ("behaviour", "code"),
     [
         (Behaviour.error(400, "image is too small"), "provider_rejected"),
+        (Behaviour.model_not_found(), "provider_misconfigured"),
+        (
+            Behaviour.invalid_parameter("cfg must be a number in [0.1, 20]"),
+            "provider_misconfigured",
+        ),
+        (Behaviour.content_refused(), "provider_content_refused"),
         (Behaviour.error(401, "invalid api key"), "provider_auth_failed"),
         (Behaviour.error(403, "account not verified"), "provider_auth_failed"),
+        (Behaviour.error(404), "provider_misconfigured"),
         (Behaviour.empty_images(), "invalid_provider_result"),
         (Behaviour.malformed_body(), "invalid_provider_result"),
         (Behaviour.not_an_image_result(), "invalid_provider_result"),
     ],
-    ids=["400", "401", "403", "empty-images", "malformed-body", "not-an-image"],
+    ids=[
+        "400",
+        "400-20012",
+        "400-parameter",
+        "400-content",
+        "401",
+        "403",
+        "404",
+        "empty-images",
+        "malformed-body",
+        "not-an-image",
+    ],
 )
 def test_permanent_provider_failures_fail_the_attempt_at_once(
     pipeline: Pipeline, behaviour: Behaviour, code: str
@@ -178,12 +205,20 @@ def test_permanent_provider_failures_fail_the_attempt_at_once(
     assert pipeline.restored_keys(photo.id) == []
 
 
-def test_a_refused_api_key_emits_the_metric_the_alarm_watches(
-    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("behaviour", "code"),
+    [
+        (Behaviour.error(401, "invalid api key"), "provider_auth_failed"),
+        (Behaviour.model_not_found(), "provider_misconfigured"),
+    ],
+    ids=["refused-key", "unknown-model"],
+)
+def test_a_configuration_error_emits_the_metric_its_alarm_watches(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str], behaviour: Behaviour, code: str
 ) -> None:
     photo = pipeline.add_photo(old_photo())
     pipeline.request_restore(photo)
-    pipeline.standin.enqueue(Behaviour.error(401, "invalid api key"))
+    pipeline.standin.enqueue(behaviour)
     capsys.readouterr()
     pipeline.drain()
     emitted = [
@@ -191,7 +226,9 @@ def test_a_refused_api_key_emits_the_metric_the_alarm_watches(
         for line in capsys.readouterr().out.splitlines()
         if line.startswith('{"_aws"')
     ]
-    [metrics] = [m for m in emitted if "RestoreFailed_provider_auth_failed" in m]
+    [metrics] = [m for m in emitted if f"RestoreFailed_{code}" in m]
+    # Not the photo's fault: it goes back to uploaded, so its user may simply ask again.
+    assert pipeline.photo(photo.id).status == "uploaded"
     assert metrics["service"] == "photo-restore-worker"
     assert metrics["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
 
@@ -199,10 +236,10 @@ def test_a_refused_api_key_emits_the_metric_the_alarm_watches(
 def test_the_provider_message_and_trace_id_are_kept_on_the_attempt(pipeline: Pipeline) -> None:
     photo = pipeline.add_photo(old_photo())
     attempt_id = pipeline.request_restore(photo)
-    pipeline.standin.enqueue(Behaviour.error(400, "prompt too long"))
+    pipeline.standin.enqueue(Behaviour.error(400, "image is too small"))
     pipeline.drain()
     error = pipeline.attempt(attempt_id).params["error"]
-    assert "prompt too long" in error["message"]
+    assert "image is too small" in error["message"]
     assert error["provider_trace_id"]
 
 
@@ -411,3 +448,33 @@ def test_provider_timeouts_are_transient_and_retried(pipeline: Pipeline) -> None
     params = pipeline.attempt(attempt_id).params
     assert "error" not in params
     assert "last_transient_error" not in params  # history the success made moot
+
+
+def test_a_daily_cap_holds_the_photo_processing_instead_of_failing_it(pipeline: Pipeline) -> None:
+    photo = pipeline.add_photo(old_photo())
+    attempt_id = pipeline.request_restore(photo)
+    pipeline.standin.enqueue(Behaviour.rate_limited(limit="IPD"))
+    assert pipeline.worker_source.poll_once().succeeded == 1  # acknowledged: re-sent instead
+
+    attempt = pipeline.attempt(attempt_id)
+    assert attempt.waiting_for_capacity is not None
+    assert attempt.waiting_for_capacity["limit"] == "IPD"
+    assert pipeline.photo(photo.id).status == "processing"
+    delayed = pipeline.sqs.get_queue_attributes(
+        QueueUrl=pipeline.settings.queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    assert delayed["ApproximateNumberOfMessagesDelayed"] == "1"  # back within 15 minutes
+    assert queue_size(pipeline.sqs, pipeline.settings.dlq_url) == 0
+
+    # The same message once the provider's day has ended: it runs, from the start.
+    pipeline.sqs.purge_queue(QueueUrl=pipeline.settings.queue_url)
+    resumed = {
+        "photo_id": str(photo.id),
+        "restore_attempt_id": str(attempt_id),
+        "held_until": "2026-01-01T16:00:00+00:00",
+        "held_since": "2026-01-01T09:00:00+00:00",
+    }
+    pipeline.sqs.send_message(QueueUrl=pipeline.settings.queue_url, MessageBody=_json(resumed))
+    pipeline.drain()
+    assert pipeline.photo(photo.id).status == "ready"
+    assert pipeline.attempt(attempt_id).waiting_for_capacity is None

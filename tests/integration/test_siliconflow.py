@@ -13,6 +13,7 @@ from photo_restore.errors import (
     FailureKind,
     InvalidProviderResult,
     ProviderAuthFailed,
+    ProviderMisconfigured,
     ProviderRateLimited,
     ProviderRejected,
     ProviderUnavailable,
@@ -57,22 +58,23 @@ def test_success_parses_url_timings_seed_and_trace_id(
 ) -> None:
     response = client.edit_image(_request(seed=42))
     assert response.image_url.startswith(standin.root_url + "/results/")
-    assert response.image_url.endswith(".jpg")
+    assert ".jpg?expires=" in response.image_url
     assert response.seed == 42
     assert response.inference_time is not None and response.inference_time >= 0
     assert response.trace_id and response.trace_id.startswith("ti_")
 
 
 def test_request_body_fields(client: SiliconFlowClient, standin: SiliconFlowStandIn) -> None:
+    """The strict stand-in refuses guidance_scale for Qwen-Image-Edit: these calls succeed."""
     client.edit_image(_request())
-    client.edit_image(_request(seed=7, num_inference_steps=30, guidance_scale=4.0))
+    client.edit_image(_request(seed=7, num_inference_steps=30, guidance_scale=2.5))
     first, second = standin.requests
-    assert set(first) == {"model", "prompt", "image", "num_inference_steps", "guidance_scale"}
+    assert set(first) == {"model", "prompt", "image", "num_inference_steps", "cfg"}
     assert first["model"] == "Qwen/Qwen-Image-Edit"
-    assert first["num_inference_steps"] == 20 and first["guidance_scale"] == 7.5
-    assert "image_size" not in first and "seed" not in first
+    assert first["num_inference_steps"] == 20 and first["cfg"] == 4.0
+    assert "image_size" not in first and "seed" not in first and "guidance_scale" not in first
     assert second["seed"] == 7 and second["num_inference_steps"] == 30
-    assert second["guidance_scale"] == 4.0
+    assert second["cfg"] == 2.5
 
 
 def test_bearer_key_sent_and_required_key_enforced(sleeps: Sleeps) -> None:
@@ -129,7 +131,7 @@ def test_empty_api_key_fails_without_calling(standin: SiliconFlowStandIn) -> Non
 @pytest.mark.parametrize(
     ("status", "error"),
     [(400, ProviderRejected), (401, ProviderAuthFailed), (403, ProviderAuthFailed),
-     (404, ProviderRejected), (422, ProviderRejected)],
+     (404, ProviderMisconfigured), (422, ProviderRejected)],
 )  # fmt: skip
 def test_client_errors_are_permanent_and_not_retried(
     client: SiliconFlowClient,
@@ -147,8 +149,10 @@ def test_client_errors_are_permanent_and_not_retried(
     assert len(standin.requests) == 1 and sleeps == []
 
 
-def test_validation_error_message_from_provider(client: SiliconFlowClient) -> None:
-    with pytest.raises(ProviderRejected, match="num_inference_steps") as info:
+def test_a_parameter_every_request_would_get_refused_is_a_misconfiguration(
+    client: SiliconFlowClient,
+) -> None:
+    with pytest.raises(ProviderMisconfigured, match="num_inference_steps") as info:
         client.edit_image(_request(num_inference_steps=0))
     assert info.value.trace_id
 

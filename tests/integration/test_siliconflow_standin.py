@@ -17,6 +17,7 @@ from photo_restore_tools.local.siliconflow_standin import (
     Behaviour,
     SiliconFlowStandIn,
     restore_image,
+    result_size,
 )
 
 
@@ -41,7 +42,7 @@ def _body(**overrides: Any) -> dict[str, Any]:
         "prompt": "restore",
         "image": _data_uri(_jpeg()),
         "num_inference_steps": 20,
-        "guidance_scale": 7.5,
+        "cfg": 4.0,
     }
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not None}
@@ -100,22 +101,25 @@ def test_base_url_and_success_shape(standin: SiliconFlowStandIn, http: httpx.Cli
     assert response.headers["x-siliconcloud-trace-id"].startswith("ti_")
 
 
-def test_result_is_same_size_and_visibly_changed(
+def test_results_are_near_one_megapixel_keeping_the_aspect_and_visibly_changed(
     standin: SiliconFlowStandIn, http: httpx.Client
 ) -> None:
+    """Our assumption of the service's output size: the reference pipeline's ~1 MP."""
     original = _jpeg((64, 48))
     url = _post(http, standin, _body(image=_data_uri(original))).json()["images"][0]["url"]
     result = http.get(url)
     assert result.status_code == 200 and result.headers["content-type"] == "image/jpeg"
     assert result.headers["x-siliconcloud-trace-id"]
     with Image.open(io.BytesIO(result.content)) as out, Image.open(io.BytesIO(original)) as src:
-        assert out.size == src.size
+        assert out.size == result_size(64, 48) == (1184, 896)
+        assert abs(out.width / out.height - 64 / 48) < 0.02
         before, after = ImageStat.Stat(src), ImageStat.Stat(out.convert("RGB"))
         # Autocontrast stretches the range; the balance narrows the red/blue gap.
         assert (
             after.extrema[0][1] - after.extrema[0][0] > before.extrema[0][1] - before.extrema[0][0]
         )
         assert abs(after.mean[0] - after.mean[2]) < abs(before.mean[0] - before.mean[2])
+    assert result_size(3584, 2688) == (1184, 896)  # a 12 MP submission comes back this small
 
 
 def test_restore_is_deterministic() -> None:
@@ -147,7 +151,9 @@ def test_missing_or_wrong_auth(
 ) -> None:
     response = _post(http, standin, _body(), headers=headers)
     assert response.status_code == status
-    assert response.json()["message"] and response.json()["data"] is None
+    # The service answers 401 in plain text, not its JSON error shape.
+    assert response.text == "Invalid token"
+    assert response.headers["content-type"].startswith("text/plain")
     assert response.headers["x-siliconcloud-trace-id"]
 
 
@@ -166,10 +172,15 @@ def test_required_api_key(http: httpx.Client) -> None:
         ({"image": None}, "image is required"),
         ({"num_inference_steps": 0}, "num_inference_steps"),
         ({"num_inference_steps": 101}, "num_inference_steps"),
-        ({"guidance_scale": 20.5}, "guidance_scale"),
-        ({"guidance_scale": -1}, "guidance_scale"),
-        ({"image_size": "1024x1024"}, "image_size"),
+        ({"cfg": 20.5}, "cfg must be a number in [0.1, 20]"),
+        ({"cfg": 0.05}, "cfg"),
+        # Kolors' fields, refused for Qwen-Image-Edit as the reference says.
+        ({"guidance_scale": 7.5}, "guidance_scale is not supported by Qwen/Qwen-Image-Edit"),
+        ({"image_size": "1024x1024"}, "image_size is not supported"),
+        ({"batch_size": 1}, "batch_size is not supported"),
         ({"seed": -1}, "seed"),
+        ({"seed": 10_000_000_000}, "seed"),
+        ({"negative_prompt": 3}, "negative_prompt"),
         ({"image": "data:image/jpeg;base64,@@@"}, "base64"),
         ({"image": "ftp://x/y.jpg"}, "http(s) URL or a data URI"),
         ({"image": _data_uri(b"not a jpeg")}, "could not be decoded"),
@@ -182,7 +193,26 @@ def test_validation_errors(
     assert response.status_code == 400
     payload = response.json()
     assert fragment in payload["message"] and payload["code"] == 20015
+    assert payload["data"] is None
     assert response.headers["x-siliconcloud-trace-id"]
+
+
+def test_an_unknown_model_is_code_20012(standin: SiliconFlowStandIn, http: httpx.Client) -> None:
+    response = _post(http, standin, _body(model="Qwen/Qwen-Image-Edit-9999"))
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": 20012,
+        "message": "Model does not exist. Please check it carefully.",
+        "data": None,
+    }
+
+
+def test_kolors_takes_guidance_scale_and_batch_size(
+    standin: SiliconFlowStandIn, http: httpx.Client
+) -> None:
+    body = _body(model="Kwai-Kolors/Kolors", cfg=None, guidance_scale=7.5, batch_size=1)
+    assert _post(http, standin, body).status_code == 200
+    assert _post(http, standin, {**body, "guidance_scale": 21}).status_code == 400
 
 
 def test_non_json_body_is_400(standin: SiliconFlowStandIn, http: httpx.Client) -> None:
@@ -191,22 +221,29 @@ def test_non_json_body_is_400(standin: SiliconFlowStandIn, http: httpx.Client) -
     assert standin.requests == [{"_raw": "{oops"}]
 
 
-def test_unknown_paths_404_with_trace_id(standin: SiliconFlowStandIn, http: httpx.Client) -> None:
+def test_unknown_paths_404_in_plain_text_with_trace_id(
+    standin: SiliconFlowStandIn, http: httpx.Client
+) -> None:
     for response in (
         http.get(standin.root_url + "/results/unknown.jpg"),
         http.get(standin.root_url + "/nothing"),
         http.post(standin.base_url + "/chat/completions", json={}, headers=AUTH),
     ):
-        assert response.status_code == 404
+        assert response.status_code == 404 and response.text == "404 page not found"
         assert response.headers["x-siliconcloud-trace-id"]
 
 
-def test_results_expire(standin: SiliconFlowStandIn, http: httpx.Client, clock: FakeClock) -> None:
+def test_result_urls_carry_their_expiry_and_expire(
+    standin: SiliconFlowStandIn, http: httpx.Client, clock: FakeClock
+) -> None:
     url = _post(http, standin, _body()).json()["images"][0]["url"]
+    assert "?expires=" in url and "&signature=" in url
+    assert http.get(url.split("&signature=")[0] + "&signature=forged").status_code == 403
     clock.now += 59
     assert http.get(url).status_code == 200
     clock.now += 2
-    assert http.get(url).status_code == 404
+    expired = http.get(url)
+    assert (expired.status_code, expired.text) == (403, "Request has expired")
 
 
 def test_requests_recorded_with_short_image(
@@ -230,10 +267,33 @@ def test_behaviours_are_one_shot_and_in_order(
     assert standin.pending_behaviours == 0
 
 
-def test_rate_limited_without_header(standin: SiliconFlowStandIn, http: httpx.Client) -> None:
-    standin.enqueue(Behaviour.rate_limited())
+@pytest.mark.parametrize(
+    ("behaviour", "status", "body"),
+    [
+        (Behaviour.rate_limited(limit="IPD"), 429,
+         {"message": "Request was rejected due to rate limiting. Details: IPD limit reached.",
+          "data": None}),
+        (Behaviour.model_not_found(), 400,
+         {"code": 20012, "message": "Model does not exist. Please check it carefully.",
+          "data": None}),
+        (Behaviour.overloaded(), 503,
+         {"code": 50505, "message": "Model service overloaded. Please try again later.",
+          "data": None}),
+        (Behaviour.content_refused(), 400,
+         {"code": 20015, "message": "The input image contains sensitive content.", "data": None}),
+        (Behaviour.error(504), 504, "upstream request timeout"),
+        (Behaviour.error(404), 404, "404 page not found"),
+    ],
+    ids=["429-daily", "400-20012", "503-50505", "400-content", "504-text", "404-text"],
+)  # fmt: skip
+def test_every_error_shape_of_the_service_can_be_scripted(
+    standin: SiliconFlowStandIn, http: httpx.Client, behaviour: Behaviour, status: int, body: Any
+) -> None:
+    standin.enqueue(behaviour)
     response = _post(http, standin, _body())
-    assert response.status_code == 429 and "retry-after" not in response.headers
+    assert response.status_code == status
+    assert (response.json() if isinstance(body, dict) else response.text) == body
+    assert "retry-after" not in response.headers  # the service rarely sends one
 
 
 def test_unauthenticated_request_does_not_consume_behaviour(

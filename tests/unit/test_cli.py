@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from photo_restore_tools.cli import NEEDS, main
+from tests.helpers.images import old_photo
 
 CONFIGURATION = (
     "DATABASE_URL",
@@ -47,7 +50,25 @@ def test_an_operator_command_names_what_is_missing_and_exits_non_zero(
 
 
 def test_every_operator_command_declares_what_it_needs() -> None:
-    assert set(NEEDS) == {"db", "sweep", "redrive dlq", "redrive failed"}
+    assert set(NEEDS) == {"db", "sweep", "redrive dlq", "redrive failed", "redrive attempt"}
+
+
+def test_the_siliconflow_check_refuses_to_run_without_a_key(
+    bare_environment: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from photo_restore import wiring
+
+    monkeypatch.delenv("SILICONFLOW_API_KEY", raising=False)
+    monkeypatch.delenv("SILICONFLOW_API_KEY_PARAMETER", raising=False)
+    wiring.reset()
+    image = tmp_path / "photo.jpg"
+    image.write_bytes(old_photo())
+    assert main(["siliconflow-check", str(image), "--out", str(tmp_path)]) == 2
+    assert "no SiliconFlow API key" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == [image]  # nothing was sent, nothing saved
 
 
 def test_a_region_from_the_environment_is_enough(

@@ -6,6 +6,7 @@ import io
 import random
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from PIL import Image
@@ -54,6 +55,7 @@ class World:
         self.editor = FakeEditor()
         self.preprocess: Callable[[bytes], ImagePreprocessResult] = prepared
         self.result = jpeg((40, 30))
+        self.now = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
         self.photo = self.repository.add_photo()
         self.storage.objects[self.photo.original_key] = b"original bytes"
         requests = RestoreRequests(self.repository, self.queue, self.storage, self.settings)
@@ -71,6 +73,7 @@ class World:
             preprocess=lambda data: self.preprocess(data),
             fetch_result=lambda url: self.result,
             settings=self.settings,
+            clock=lambda: self.now,
         )
         return run.run(message or self.message)
 
@@ -210,3 +213,64 @@ def test_the_backoff_schedule_is_jittered_within_half_to_all_of_each_step() -> N
         seen = {retry_delay_seconds(count, [30, 120, 480], rng) for _ in range(200)}
         assert min(seen) >= base // 2 and max(seen) <= base and len(seen) > 5
     assert retry_delay_seconds(1, [0]) == 0
+
+
+def daily_cap() -> ProviderRateLimited:
+    return ProviderRateLimited("SiliconFlow answered 429: ... IPD limit reached.", limit="IPD")
+
+
+def test_a_daily_cap_holds_the_work_until_the_providers_day_ends_instead_of_failing_it() -> None:
+    world = World()  # 09:00 UTC; the day ends at 16:00 UTC
+    world.editor.answers = [daily_cap()]
+    report = world.run()
+
+    assert report.outcome is RunOutcome.HELD
+    [(held, delay)] = world.queue.sent
+    assert held.held_until == datetime(2026, 12, 2, 16, 0, tzinfo=UTC)
+    assert delay == 900  # re-sent every 15 minutes: a visibility hold would use up receives
+    attempt = world.repository.attempt(world.attempt_id)
+    assert attempt.state is AttemptState.PENDING
+    assert attempt.waiting_for_capacity is not None
+    assert attempt.waiting_for_capacity["limit"] == "IPD"
+    assert world.repository.photo(world.photo.id).status is PhotoStatus.PROCESSING
+
+    # Back before its time: nothing is asked of the provider, the photo's clock restarts.
+    before = world.repository.photo(world.photo.id).updated_at
+    world.queue.sent.clear()
+    world.now += timedelta(minutes=15)
+    assert world.run(held).outcome is RunOutcome.HELD
+    assert len(world.editor.requests) == 1 and len(world.queue.sent) == 1
+    assert world.repository.photo(world.photo.id).updated_at > before
+    assert world.repository.attempt(world.attempt_id).deliveries == 1  # holds are not tries
+
+    # After the reset it runs, and the hold is no longer news.
+    world.now = datetime(2026, 12, 2, 16, 1, tzinfo=UTC)
+    assert world.run(held).outcome is RunOutcome.SUCCEEDED
+    assert world.repository.attempt(world.attempt_id).waiting_for_capacity is None
+    assert "waiting_for_capacity" not in world.repository.attempt(world.attempt_id).params
+
+
+def test_a_hold_past_the_longest_allowed_ends_in_a_classified_failure() -> None:
+    world = World(Settings(max_capacity_hold_hours=24))
+    held_since = world.now - timedelta(hours=20)
+    world.editor.answers = [daily_cap()]
+    message = world.message.model_copy(update={"held_since": held_since})
+    assert world.run(message).outcome is RunOutcome.FAILED  # the next reset is 27 h after
+    error = world.repository.attempt(world.attempt_id).error
+    assert error is not None and error["code"] == "provider_rate_limited"
+    assert world.repository.photo(world.photo.id).status is PhotoStatus.UPLOADED
+
+
+def test_a_per_minute_limit_still_defers_rather_than_holds() -> None:
+    world = World()
+    world.editor.answers = [ProviderRateLimited("429 ... IPM limit reached.", limit="IPM")]
+    assert world.run().outcome is RunOutcome.DEFERRED
+
+
+def test_the_result_records_its_real_size() -> None:
+    world = World()
+    world.result = jpeg((1184, 888))  # near 1 MP, as the reference pipeline returns
+    world.run()
+    params = world.repository.attempt(world.attempt_id).params
+    assert params["result_dimensions"] == [1184, 888]
+    assert params["result_bytes"] == len(world.result)

@@ -3,12 +3,18 @@ Retry-After forms, and secrets kept out of reprs."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from photo_restore.errors import InvalidProviderResult, ProviderRejected
+from photo_restore.errors import (
+    InvalidProviderResult,
+    ProviderRateLimited,
+    ProviderRejected,
+    RestoreError,
+)
 from photo_restore.siliconflow import SiliconFlowClient, parse_retry_after
 from tests.helpers.provider import provider_request as _request
 
@@ -75,10 +81,76 @@ def test_error_body_without_json_keeps_truncated_text() -> None:
 
 def test_error_body_message_without_code() -> None:
     transport = httpx.MockTransport(
-        lambda _: httpx.Response(400, json={"message": "prompt too long", "data": None})
+        lambda _: httpx.Response(400, json={"message": "image is too small", "data": None})
     )
-    with pytest.raises(ProviderRejected, match="prompt too long"):
+    with pytest.raises(ProviderRejected, match="image is too small"):
         _mock_client(transport).edit_image(_request())
+
+
+def _answer(status: int, body: object, headers: dict[str, str] | None = None) -> RestoreError:
+    """What the client raises for one answer of the service."""
+    content = body if isinstance(body, str) else json.dumps(body)
+    transport = httpx.MockTransport(
+        lambda _: httpx.Response(status, content=content.encode(), headers=headers or {})
+    )
+    with pytest.raises(RestoreError) as raised:
+        _mock_client(transport).edit_image(_request())
+    return raised.value
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "code"),
+    [
+        # The error-handling FAQ's own example.
+        (400, {"code": 20012, "message": "Model does not exist. Please check it carefully.",
+               "data": None}, "provider_misconfigured"),
+        # A parameter error that every request would get: ours to fix, not the photo's.
+        (400, {"code": 20015, "message": "cfg must be between 0.1 and 20", "data": None},
+         "provider_misconfigured"),
+        (400, {"code": 20015, "message": "prompt is too long", "data": None},
+         "provider_misconfigured"),
+        (400, {"code": 20015, "message": "image size must be at least 64 pixels", "data": None},
+         "provider_rejected"),
+        (400, {"code": 20015, "message": "The image contains sensitive content", "data": None},
+         "provider_content_refused"),
+        (404, "404 page not found", "provider_misconfigured"),
+        (401, "Invalid token", "provider_auth_failed"),
+        (403, {"code": 30001, "message": "Account balance is insufficient", "data": None},
+         "provider_auth_failed"),
+        (503, {"code": 50505, "message": "Model service overloaded. Please try again later.",
+               "data": None}, "provider_unavailable"),
+        (504, "upstream request timeout", "provider_unavailable"),
+    ],
+    ids=["model-unknown", "cfg-range", "prompt", "per-image", "content", "404-text", "401-text",
+         "403", "503-50505", "504-text"],
+)  # fmt: skip
+def test_each_error_shape_the_service_sends_is_classified(
+    status: int, body: object, code: str
+) -> None:
+    error = _answer(status, body)
+    assert error.code == code
+    message = body if isinstance(body, str) else body["message"]  # type: ignore[index]
+    assert str(message) in error.message  # the provider's words stay for operators
+
+
+@pytest.mark.parametrize(
+    ("message", "limit", "daily"),
+    [
+        ("Request was rejected due to rate limiting. Details: IPM limit reached.", "IPM", False),
+        ("Request was rejected due to rate limiting. Details: RPM limit reached.", "RPM", False),
+        ("Request was rejected due to rate limiting. Details: IPD limit reached.", "IPD", True),
+        ("Request was rejected due to rate limiting. Details: RPD limit reached.", "RPD", True),
+        ("Request was rejected due to rate limiting. If you want more, please contact us", None,
+         False),
+    ],
+)  # fmt: skip
+def test_a_429_names_its_limit_and_whether_it_is_daily(
+    message: str, limit: str | None, daily: bool
+) -> None:
+    """429 bodies carry no code and usually no Retry-After; the message names the limit."""
+    error = _answer(429, {"message": message, "data": None})
+    assert isinstance(error, ProviderRateLimited)
+    assert (error.limit, error.daily, error.retry_after_seconds) == (limit, daily, None)
 
 
 def test_api_key_not_in_repr() -> None:

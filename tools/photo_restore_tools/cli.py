@@ -27,6 +27,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "sweep": (DATABASE, REGION, BUCKET),
     "redrive dlq": (REGION, QUEUE, DLQ),
     "redrive failed": (DATABASE, REGION, QUEUE),
+    "redrive attempt": (DATABASE, REGION, QUEUE),
 }
 
 
@@ -53,12 +54,23 @@ def _parser() -> argparse.ArgumentParser:
     failed.add_argument("--code", action="append", help="only these error codes (repeatable)")
     failed.add_argument("--photo", action="append", type=uuid.UUID, help="only these photo ids")
     failed.add_argument("--dry-run", action="store_true")
+    again = redrive.add_parser("attempt", help="a new attempt for the photo of this attempt")
+    again.add_argument("attempt_id", type=uuid.UUID)
+    again.add_argument(
+        "--same-seed", action="store_true", help="ask SiliconFlow for the seed it recorded"
+    )
 
     commands.add_parser("sweep", help="settle photos stuck in processing (the scheduled sweeper)")
 
     demo = commands.add_parser("demo", help="run the whole pipeline locally on one image")
     demo.add_argument("image", nargs="?", type=Path, help="default: a bundled old photo")
     demo.add_argument("--out", type=Path, default=Path("demo-output"))
+
+    check = commands.add_parser(
+        "siliconflow-check", help="one real SiliconFlow request with the configured key and model"
+    )
+    check.add_argument("image", type=Path)
+    check.add_argument("--out", type=Path, default=Path("siliconflow-check"))
 
     serve = commands.add_parser("serve", help="keep the local stack running behind an HTTP API")
     serve.add_argument("--port", type=int, default=3000)
@@ -164,6 +176,27 @@ def _redrive_failed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redrive_attempt(args: argparse.Namespace) -> int:
+    from photo_restore import wiring
+    from photo_restore_tools import redrive
+
+    result = redrive.rerun_attempt(
+        wiring.repository(),
+        wiring.restore_requests(),
+        args.attempt_id,
+        same_seed=args.same_seed,
+    )
+    print(result)
+    return 0 if result.startswith("new attempt") else 1
+
+
+def _siliconflow_check(args: argparse.Namespace) -> int:
+    from photo_restore.settings import get_settings
+    from photo_restore_tools.siliconflow_check import check
+
+    return check(args.image, args.out, get_settings(), sys.stdout)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "preprocess": _preprocess,
     "demo": _demo,
@@ -172,6 +205,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sweep": _sweep,
     "redrive dlq": _redrive_dlq,
     "redrive failed": _redrive_failed,
+    "redrive attempt": _redrive_attempt,
+    "siliconflow-check": _siliconflow_check,
 }
 
 

@@ -74,3 +74,28 @@ def rerun_failed_restores(
             continue
         results.append(RerunResult(*found, accepted.restore_attempt_id))
     return results
+
+
+def rerun_attempt(
+    repository: Repository,
+    requests: RestoreRequests,
+    attempt_id: uuid.UUID,
+    *,
+    same_seed: bool = False,
+) -> str:
+    """A new attempt for the photo of `attempt_id`, claimed as its owner would; with
+    `same_seed`, SiliconFlow is asked for the seed the attempt recorded. One line for humans."""
+    with repository.transaction() as tx:
+        attempt = tx.attempt(attempt_id)
+        photo = tx.photo(attempt.photo_id) if attempt else None
+    if attempt is None or photo is None:
+        return f"no attempt {attempt_id}"
+    seed = attempt.params.get("seed") if same_seed else None
+    if same_seed and not isinstance(seed, int):
+        return f"attempt {attempt_id} recorded no seed (it never succeeded)"
+    try:
+        accepted = requests.request_restore(Caller(photo.owner_id, None), photo.id, seed=seed)
+    except RestoreError as error:
+        return f"refused: {error.code}: {error.message}"
+    suffix = f" with seed {seed}" if seed is not None else ""
+    return f"new attempt {accepted.restore_attempt_id} for photo {photo.id}{suffix}"

@@ -1,5 +1,11 @@
 """Offline stand-in for SiliconFlow's image-edit API: implements the HTTP contract with cheap Pillow
-filters, for tests and the local stack. It is NOT the Qwen-Image-Edit model."""
+filters, for tests and the local stack. It is NOT the Qwen-Image-Edit model.
+
+It is as strict as the service's documentation (docs/siliconflow.md): it refuses, with the
+service's error shapes, fields a model does not take and values out of their ranges, answers in
+plain text where the service does, serves results at URLs that expire, and returns results near
+1 MP keeping the input's aspect, which is our reading of the reference pipeline, not a fact the
+service documents."""
 
 from __future__ import annotations
 
@@ -7,9 +13,12 @@ import argparse
 import base64
 import binascii
 import collections
+import hashlib
+import hmac
 import io
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -18,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from PIL import Image, ImageFilter, ImageOps
@@ -30,7 +40,6 @@ RESULTS_PREFIX = "/results/"
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 MAX_INPUT_BYTES = 50 * 1024 * 1024
 MAX_SEED = 9_999_999_999
-MEDIAN_MAX_PIXELS = 4_000_000
 STARTUP_NOTICE = (
     "SiliconFlow stand-in (offline; implements the API contract, NOT the Qwen-Image-Edit model)"
 )
@@ -58,17 +67,42 @@ class Behaviour:
     retry_after: str | None = None
     url: str | None = None
 
+    code: int | None = None
+
     @classmethod
-    def rate_limited(cls, retry_after: float | str | None = None) -> Behaviour:
-        """429; `retry_after` is sent as given (seconds or an HTTP-date), no header when None."""
+    def rate_limited(
+        cls, retry_after: float | str | None = None, *, limit: str = "IPM"
+    ) -> Behaviour:
+        """429 naming `limit` (RPM, IPM, IPD...) as the service's message does, without a code;
+        `retry_after` is sent as given (seconds or an HTTP-date), no header when None (usual)."""
         header = None
         if retry_after is not None:
             header = retry_after if isinstance(retry_after, str) else f"{retry_after:g}"
-        return cls(kind="rate_limited", status=429, retry_after=header)
+        message = f"Request was rejected due to rate limiting. Details: {limit} limit reached."
+        return cls(kind="rate_limited", status=429, retry_after=header, message=message)
 
     @classmethod
-    def error(cls, status: int, message: str | None = None) -> Behaviour:
-        return cls(kind="error", status=status, message=message)
+    def error(cls, status: int, message: str | None = None, code: int | None = None) -> Behaviour:
+        """Any status in the shape the service sends it (plain text for 401, 404 and 504)."""
+        return cls(kind="error", status=status, message=message, code=code)
+
+    @classmethod
+    def model_not_found(cls) -> Behaviour:
+        """The error-handling FAQ's example: 400, code 20012."""
+        return cls.error(400, "Model does not exist. Please check it carefully.", 20012)
+
+    @classmethod
+    def invalid_parameter(cls, message: str) -> Behaviour:
+        return cls.error(400, message, 20015)
+
+    @classmethod
+    def content_refused(cls) -> Behaviour:
+        """A content-filter refusal; its wording is undocumented: this is our assumption."""
+        return cls.error(400, "The input image contains sensitive content.", 20015)
+
+    @classmethod
+    def overloaded(cls) -> Behaviour:
+        return cls.error(503, "Model service overloaded. Please try again later.", 50505)
 
     @classmethod
     def delay(cls, seconds: float) -> Behaviour:
@@ -103,24 +137,60 @@ _DEFAULT_MESSAGES = {
     400: "Invalid request parameters",
     401: "Invalid token",
     403: "Forbidden: this API key is not permitted to use the model",
-    429: "Request was rejected due to rate limiting. Please try again later.",
+    404: "404 page not found",
+    429: "Request was rejected due to rate limiting. Details: IPM limit reached.",
     500: "Internal server error",
     502: "Bad gateway",
-    503: "The model is overloaded. Please try again later.",
-    504: "Gateway timeout",
+    503: "Model service overloaded. Please try again later.",
+    504: "upstream request timeout",
 }
-_DEFAULT_CODES = {400: 20015, 401: 20001, 403: 30011, 429: 50603, 503: 50505}
+_DEFAULT_CODES = {400: 20015, 403: 30011, 503: 50505}
+# The statuses the service answers in plain text, not its JSON error shape.
+_PLAIN_TEXT_STATUSES = frozenset({401, 404, 504})
+
+# The models the stand-in knows, as the API reference documents them. Written out here on its
+# own, not imported from photo_restore.provider_models: the stand-in checks the client's table
+# instead of agreeing with it by construction.
+_QWEN_EDIT_FIELDS = {
+    "model",
+    "prompt",
+    "negative_prompt",
+    "image",
+    "num_inference_steps",
+    "cfg",
+    "seed",
+}
+DOCUMENTED_MODELS: dict[str, tuple[frozenset[str], str, float, float]] = {
+    # model: (accepted fields, guidance field, its lowest value, its highest)
+    "Qwen/Qwen-Image-Edit": (frozenset(_QWEN_EDIT_FIELDS), "cfg", 0.1, 20),
+    "Qwen/Qwen-Image-Edit-2509": (frozenset(_QWEN_EDIT_FIELDS), "cfg", 0.1, 20),
+    "Kwai-Kolors/Kolors": (
+        frozenset(
+            {"model", "prompt", "negative_prompt", "image", "image_size", "batch_size",
+             "num_inference_steps", "guidance_scale", "seed"}
+        ),
+        "guidance_scale",
+        0,
+        20,
+    ),
+}  # fmt: skip
+MODEL_DOES_NOT_EXIST = 20012
+INVALID_PARAMETER = 20015
+# The reference pipeline's working size (our assumption of what the service returns).
+RESULT_AREA = 1024 * 1024
 
 
 class _BadRequest(Exception):
-    pass
+    def __init__(self, message: str, code: int = INVALID_PARAMETER) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
 class _StoredResult:
     body: bytes
     content_type: str
-    created: float
+    expires: float  # in the stand-in's clock
 
 
 @dataclass
@@ -164,6 +234,7 @@ class SiliconFlowStandIn:
         # Result URLs use this, else the Host the request came in on (reachable by that caller).
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
         self._clock = clock
+        self._secret = uuid.uuid4().bytes  # signs result URLs
         self._lock = threading.Lock()
         self._state = _State()
         # Set by stop()/reset() so sleeping delay/hang handlers end at once.
@@ -255,31 +326,54 @@ class SiliconFlowStandIn:
             return self._state.behaviours.popleft() if self._state.behaviours else None
 
     def _store(self, body: bytes, content_type: str = "image/jpeg") -> str:
+        """A stored result's path and query: `/results/<id>.jpg?expires=...&signature=...`."""
         result_id = uuid.uuid4().hex
+        expires = self._clock() + self.result_ttl_seconds
         with self._lock:
-            self._state.results[result_id] = _StoredResult(body, content_type, self._clock())
-        return result_id
+            self._state.results[result_id] = _StoredResult(body, content_type, expires)
+        signature = self._sign(result_id, expires)
+        return f"{RESULTS_PREFIX}{result_id}.jpg?expires={expires:.3f}&signature={signature}"
 
-    def _lookup(self, result_id: str) -> _StoredResult | None:
+    def _lookup(self, result_id: str, expires: str, signature: str) -> _StoredResult | str:
+        """The result, or why it is not served: "missing", "forbidden" or "expired"."""
         with self._lock:
             stored = self._state.results.get(result_id)
-            if stored is not None and self._clock() - stored.created > self.result_ttl_seconds:
-                del self._state.results[result_id]  # expired, like the real one-hour URLs
-                return None
-            return stored
+        if stored is None:
+            return "missing"
+        if not hmac.compare_digest(signature, self._sign(result_id, stored.expires)):
+            return "forbidden"
+        if f"{stored.expires:.3f}" != expires:
+            return "forbidden"
+        if self._clock() > stored.expires:
+            with self._lock:
+                self._state.results.pop(result_id, None)
+            return "expired"  # like the real one-hour URLs
+        return stored
+
+    def _sign(self, result_id: str, expires: float) -> str:
+        message = f"{result_id}:{expires:.3f}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
 
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
             self._wake.wait(seconds)
 
 
+def result_size(width: int, height: int) -> tuple[int, int]:
+    """Near 1 MP with the input's aspect, sides multiples of 32: the reference pipeline's
+    `calculate_dimensions(1024 * 1024, width / height)`. Our assumption for the service."""
+    ratio = width / height
+    result_width = math.sqrt(RESULT_AREA * ratio)
+    result_height = result_width / ratio
+    return max(32, round(result_width / 32) * 32), max(32, round(result_height / 32) * 32)
+
+
 def restore_image(data: bytes) -> bytes:
-    """A visibly "restored" JPEG of the same size: cheap, deterministic Pillow filters only."""
+    """A visibly "restored" JPEG near 1 MP: cheap, deterministic Pillow filters only."""
     with Image.open(io.BytesIO(data)) as opened:
         image = opened.convert("RGB")
-    # Dust and speckle; a median costs ~2 s on a 12 MP photo, so big ones get a cheap smoothing.
-    small = image.width * image.height <= MEDIAN_MAX_PIXELS
-    image = image.filter(ImageFilter.MedianFilter(3) if small else ImageFilter.SMOOTH)
+    image = image.resize(result_size(*image.size), Image.Resampling.BICUBIC)
+    image = image.filter(ImageFilter.MedianFilter(3))  # dust and speckle
     image = _neutral_balance(image)  # old prints drift warm: pull the channels back together
     image = ImageOps.autocontrast(image, cutoff=1)  # faded prints lose their blacks and whites
     image = image.filter(ImageFilter.UnsharpMask(radius=2, percent=60, threshold=3))
@@ -306,38 +400,55 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _error_body(status: int, message: str | None) -> dict[str, Any]:
-    return {
-        "code": _DEFAULT_CODES.get(status, 50000 + status),
-        "message": message or _DEFAULT_MESSAGES.get(status, f"HTTP {status}"),
-        "data": None,
-    }
+def _error_answer(status: int, message: str | None, code: int | None = None) -> tuple[bytes, str]:
+    """The body and content type the service answers `status` with."""
+    text = message or _DEFAULT_MESSAGES.get(status, f"HTTP {status}")
+    if status in _PLAIN_TEXT_STATUSES:
+        return text.encode(), "text/plain; charset=utf-8"
+    payload: dict[str, Any] = {"message": text, "data": None}
+    if status != 429:  # a 429 carries no code
+        payload = {"code": code or _DEFAULT_CODES.get(status, 50000 + status), **payload}
+    return json.dumps(payload).encode(), "application/json"
 
 
 def _validate(body: object) -> dict[str, Any]:
+    """The request as the documented contract of its model accepts it, or _BadRequest."""
     if not isinstance(body, dict):
         raise _BadRequest("request body must be a JSON object")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _BadRequest("model is required")
+    if model not in DOCUMENTED_MODELS:
+        raise _BadRequest("Model does not exist. Please check it carefully.", MODEL_DOES_NOT_EXIST)
+    accepted, guidance_field, low, high = DOCUMENTED_MODELS[model]
+    for name in sorted(set(body) - accepted):
+        raise _BadRequest(f"{name} is not supported by {model}")
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise _BadRequest("prompt is required and must not be empty")
     image = body.get("image")
     if not isinstance(image, str) or not image:
         raise _BadRequest("image is required for image editing models")
-    if "image_size" in body:
-        raise _BadRequest(f"image_size is not supported by {model}")
-    steps = body.get("num_inference_steps", 20)
-    if not _is_int(steps) or not 1 <= steps <= 100:
-        raise _BadRequest("num_inference_steps must be an integer in [1, 100]")
-    guidance = body.get("guidance_scale", 7.5)
-    if not _is_number(guidance) or not 0 <= guidance <= 20:
-        raise _BadRequest("guidance_scale must be a number in [0, 20]")
-    seed = body.get("seed")
-    if seed is not None and (not _is_int(seed) or not 0 <= seed <= MAX_SEED):
-        raise _BadRequest(f"seed must be an integer in [0, {MAX_SEED}]")
+    _check_range(body, "num_inference_steps", 1, 100, integer=True)
+    _check_range(body, guidance_field, low, high, integer=False)
+    _check_range(body, "seed", 0, MAX_SEED, integer=True)
+    _check_range(body, "batch_size", 1, 4, integer=True)
+    negative = body.get("negative_prompt")
+    if negative is not None and not isinstance(negative, str):
+        raise _BadRequest("negative_prompt must be a string")
     return body
+
+
+def _check_range(
+    body: dict[str, Any], name: str, low: float, high: float, *, integer: bool
+) -> None:
+    if name not in body:
+        return
+    value = body[name]
+    kind_ok = _is_int(value) if integer else _is_number(value)
+    if not kind_ok or not low <= value <= high:
+        kind = "an integer" if integer else "a number"
+        raise _BadRequest(f"{name} must be {kind} in [{low:g}, {high:g}]")
 
 
 def _is_int(value: object) -> bool:
@@ -387,24 +498,33 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("%s " + format, self.address_string(), *args)
 
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
+        split = urlsplit(self.path)
+        path, query = split.path, parse_qs(split.query)
         if path.startswith(RESULTS_PREFIX) and path.endswith(".jpg"):
-            stored = self.standin._lookup(path[len(RESULTS_PREFIX) : -len(".jpg")])
-            if stored is not None:
-                self._send(200, stored.body, stored.content_type)
+            found = self.standin._lookup(
+                path[len(RESULTS_PREFIX) : -len(".jpg")],
+                query.get("expires", [""])[0],
+                query.get("signature", [""])[0],
+            )
+            if isinstance(found, _StoredResult):
+                self._send(200, found.body, found.content_type)
                 return
-        self._send_json(404, _error_body(404, "not found"))
+            if found in ("forbidden", "expired"):
+                reason = "Request has expired" if found == "expired" else "Signature mismatch"
+                self._send(403, reason.encode(), "text/plain; charset=utf-8")
+                return
+        self._send_error(404)
 
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_REQUEST_BYTES:
             self.close_connection = True
-            self._send_json(413, _error_body(413, "request body too large"))
+            self._send_error(413, "request body too large")
             return
         raw = self.rfile.read(length)
         if path != GENERATIONS_PATH:
-            self._send_json(404, _error_body(404, "not found"))
+            self._send_error(404)
             return
         body: object
         try:
@@ -415,7 +535,7 @@ class _Handler(BaseHTTPRequestHandler):
             body if isinstance(body, dict) else {"_raw": raw[:200].decode("utf-8", "replace")}
         )
         if not self._authorised():
-            self._send_json(401, _error_body(401, None))
+            self._send_error(401)
             return
         behaviour = self.standin._next_behaviour()
         if behaviour is not None and self._short_circuit(behaviour):
@@ -425,10 +545,10 @@ class _Handler(BaseHTTPRequestHandler):
             started = time.monotonic()
             restored = restore_image(_load_input(request["image"]))
         except _BadRequest as exc:
-            self._send_json(400, _error_body(400, str(exc)))
+            self._send_error(400, str(exc), exc.code)
             return
         except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as exc:
-            self._send_json(400, _error_body(400, f"image could not be decoded: {exc}"))
+            self._send_error(400, f"image could not be decoded: {exc}")
             return
         extra = behaviour.seconds if behaviour and behaviour.kind == "delay" else 0.0
         self.standin._sleep(self.standin.latency_seconds + extra)
@@ -444,9 +564,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _short_circuit(self, behaviour: Behaviour) -> bool:
         if behaviour.kind == "rate_limited":
             headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {}
-            self._send_json(429, _error_body(429, behaviour.message), headers)
+            self._send_error(429, behaviour.message, headers=headers)
         elif behaviour.kind == "error":
-            self._send_json(behaviour.status, _error_body(behaviour.status, behaviour.message))
+            self._send_error(behaviour.status, behaviour.message, behaviour.code)
         elif behaviour.kind == "hang":
             self.standin._sleep(behaviour.seconds)
             self.close_connection = True  # drop it without an answer
@@ -469,11 +589,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif kind == "empty_images":
             images = []
         else:
-            if kind == "not_an_image_result":
-                result_id = self.standin._store(b"this is not an image", "image/jpeg")
-            else:
-                result_id = self.standin._store(restored)
-            images = [{"url": f"{self._root_url()}{RESULTS_PREFIX}{result_id}.jpg"}]
+            stored = b"this is not an image" if kind == "not_an_image_result" else restored
+            images = [{"url": f"{self._root_url()}{self.standin._store(stored)}"}]
         seed = request.get("seed")
         self._send_json(
             200,
@@ -494,6 +611,16 @@ class _Handler(BaseHTTPRequestHandler):
         self, status: int, payload: object, headers: dict[str, str] | None = None
     ) -> None:
         self._send(status, json.dumps(payload).encode(), "application/json", headers)
+
+    def _send_error(
+        self,
+        status: int,
+        message: str | None = None,
+        code: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        body, content_type = _error_answer(status, message, code)
+        self._send(status, body, content_type, headers)
 
     def _send(
         self,
