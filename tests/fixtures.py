@@ -80,6 +80,7 @@ def settings(database_url: str, resources: LocalResources) -> Settings:
         queue_url=resources.queue_url,
         dlq_url=resources.dlq_url,
         bucket_name=resources.bucket_name,
+        event_bus_name=resources.event_bus_name,
         visibility_timeout_seconds=30,
         max_receive_count=3,
     )

@@ -7,15 +7,22 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from photo_restore import wiring
-from photo_restore.errors import AlreadyProcessing, RestoreError, UnreadableBody
+from photo_restore.errors import (
+    AlreadyProcessing,
+    InvalidRequest,
+    QuotaExceeded,
+    RestoreError,
+    UnreadableBody,
+)
 from photo_restore.observability import handler_tools
 from photo_restore.request_bodies import parse_json_body
-from photo_restore.restore_requests import Caller
+from photo_restore.restore_requests import MAX_PAGE_SIZE, Caller
 from photo_restore.views import (
     AttemptList,
     ErrorBody,
@@ -25,6 +32,7 @@ from photo_restore.views import (
     SelectedRestore,
     SelectRestoreBody,
     success,
+    with_headers,
 )
 
 tools = handler_tools("api")
@@ -48,21 +56,69 @@ def caller() -> Caller:
     return found
 
 
+IDEMPOTENCY_KEY_HEADER = Header(
+    alias="idempotency-key",
+    description=(
+        "1-255 printable ASCII characters. The same key for the same photo within 24 h replays "
+        "the first 202 (header Idempotent-Replayed: true) without a new restore; for another "
+        "photo it is 422 idempotency_key_reused; while the first is still being accepted, 409 "
+        "idempotency_in_progress."
+    ),
+)
+
+
 @app.post(
     "/photos/<photo_id>/restore",
-    responses=success(202, RestoreAccepted, "Restore accepted: follow it with GET /photos/{id}"),
+    responses=with_headers(
+        with_headers(
+            success(
+                202,
+                RestoreAccepted,
+                "Restore accepted (or replayed): follow it with GET /photos/{id}",
+                e409="already_processing, photo_not_restorable, or idempotency_in_progress",
+                e422="invalid_request (field named), or idempotency_key_reused",
+                e429="quota_exceeded: the daily limit is reached",
+            ),
+            202,
+            {"Idempotent-Replayed": "true when this replays an earlier request's answer"},
+        ),
+        429,
+        {"Retry-After": "Seconds until the oldest counted request leaves the 24 h window"},
+    ),
 )
 def request_restore(
-    photo_id: uuid.UUID, body: Annotated[RestoreRequestBody | None, Body()] = None
+    photo_id: uuid.UUID,
+    idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY_HEADER] = None,
+    body: Annotated[RestoreRequestBody | None, Body()] = None,
 ) -> Response[RestoreAccepted]:
-    accepted = wiring.restore_requests().request_restore(caller(), photo_id)
+    acceptance = wiring.restore_requests().request_restore(
+        caller(), photo_id, idempotency_key=idempotency_key
+    )
+    accepted = acceptance.body
     logger.append_keys(photo_id=str(photo_id), restore_attempt_id=str(accepted.restore_attempt_id))
-    logger.info("restore accepted")
-    return Response(202, content_types.APPLICATION_JSON, accepted)
+    logger.info("restore accepted", replayed=acceptance.replayed)
+    headers = {"Idempotent-Replayed": "true"} if acceptance.replayed else None
+    return Response(202, content_types.APPLICATION_JSON, accepted, headers=headers)
+
+
+@app.delete(
+    "/photos/<photo_id>/restore",
+    responses=success(
+        200,
+        PhotoView,
+        "Canceled: the photo is back to what it was before the claim",
+        e409="not_processing: no restoration of the photo is in flight",
+    ),
+)
+def cancel_restore(photo_id: uuid.UUID) -> PhotoView:
+    view = wiring.restore_requests().cancel_restore(caller(), photo_id)
+    logger.info("restore canceled", photo_id=str(photo_id))
+    return view
 
 
 @app.get(
-    "/photos/<photo_id>", responses=success(200, PhotoView, "The photo and its latest attempt")
+    "/photos/<photo_id>",
+    responses=success(200, PhotoView, "The photo, its before/after and its latest attempt"),
 )
 def get_photo(photo_id: uuid.UUID) -> PhotoView:
     return wiring.restore_requests().get_photo(caller(), photo_id)
@@ -70,10 +126,14 @@ def get_photo(photo_id: uuid.UUID) -> PhotoView:
 
 @app.get(
     "/photos/<photo_id>/restores",
-    responses=success(200, AttemptList, "Every restore attempt of the photo, newest first"),
+    responses=success(200, AttemptList, "The photo's restore attempts, newest first, a page"),
 )
-def list_restores(photo_id: uuid.UUID) -> AttemptList:
-    return wiring.restore_requests().list_restores(caller(), photo_id)
+def list_restores(
+    photo_id: uuid.UUID,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size")] = 20,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> AttemptList:
+    return wiring.restore_requests().list_restores(caller(), photo_id, limit=limit, cursor=cursor)
 
 
 @app.put(
@@ -85,16 +145,43 @@ def select_restore(photo_id: uuid.UUID, body: SelectRestoreBody) -> SelectedRest
 
 
 def error_response(error: RestoreError) -> Response[str]:
-    attempt_id = error.restore_attempt_id if isinstance(error, AlreadyProcessing) else None
-    body = ErrorBody(error=error.code, message=error.message, restore_attempt_id=attempt_id)
+    body = ErrorBody(
+        error=error.code,
+        message=error.message,
+        field=error.field if isinstance(error, InvalidRequest) else None,
+        restore_attempt_id=error.restore_attempt_id
+        if isinstance(error, AlreadyProcessing)
+        else None,
+        retry_after_seconds=error.retry_after_seconds if isinstance(error, QuotaExceeded) else None,
+    )
+    headers = None
+    if isinstance(error, QuotaExceeded):
+        headers = {"Retry-After": str(error.retry_after_seconds)}
     if error.http_status >= 500:
         logger.exception("restore request failed", extra={"code": error.code})
-    return Response(error.http_status, content_types.APPLICATION_JSON, body.model_dump_json())
+    return Response(
+        error.http_status,
+        content_types.APPLICATION_JSON,
+        body.model_dump_json(exclude_none=True),
+        headers=headers,
+    )
 
 
 @app.exception_handler(RestoreError)  # type: ignore[untyped-decorator]
 def restore_error(error: RestoreError) -> Response[str]:
     return error_response(error)
+
+
+@app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
+def invalid_request(error: RequestValidationError) -> Response[str]:
+    """Powertools' validation errors in the one error shape: the first one, its field named."""
+    first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
+    location = [str(part) for part in first.get("loc", ())]
+    field = ".".join(location[1:]) or (location[0] if location else "request")
+    if location and location[0] == "body" and len(location) == 1:
+        field = "body"
+    message = f"{field}: {first.get('msg', 'invalid')}"
+    return error_response(InvalidRequest(message, field=field))
 
 
 @app.exception_handler(UnicodeDecodeError)  # type: ignore[untyped-decorator]
@@ -103,6 +190,17 @@ def body_not_utf8(error: UnicodeDecodeError) -> Response[str]:
     return error_response(UnreadableBody("the body is not UTF-8 text"))
 
 
+def read_body_as_json(event: dict[str, Any]) -> dict[str, Any]:
+    """Every body this API takes is JSON: one sent as another type (curl -d sends a form) is
+    read as JSON too, so a client sees the JSON parser's answer, never a form-field error."""
+    headers = event.get("headers") or {}
+    declared = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    if event.get("body") and not declared.lower().startswith("application/json"):
+        kept = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        return {**event, "headers": {**kept, "content-type": "application/json"}}
+    return event
+
+
 @tools.handler(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return app.resolve(read_body_as_json(event), context)

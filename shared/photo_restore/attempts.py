@@ -1,6 +1,6 @@
-"""The restore attempt lifecycle: an attempt's states and transitions, and how they are recorded
-in the existing app's `restore_attempts` columns (`s3_key`, `params`). The only module that knows
-that encoding; the repository writes it, everything else reads `Attempt.state`."""
+"""The restore attempt lifecycle: an attempt's states, phases and transitions, and how they are
+recorded in the existing app's `restore_attempts` columns (`s3_key`, `params`). The only module
+that knows that encoding; the repository writes it, everything else reads `Attempt`."""
 
 from __future__ import annotations
 
@@ -13,26 +13,36 @@ from typing import Any
 
 # `s3_key` of an attempt whose restored image is not stored (yet): the data model's sentinel.
 PENDING_S3_KEY = "pending"
-# params keys this service writes besides the request's: why it failed, and the last transient
-# error a later delivery may still get past (for the DLQ handler's message).
-ERROR = "error"
-LAST_TRANSIENT_ERROR = "last_transient_error"
-# How many deliveries of the restore queue (re-sent messages included) started this attempt.
-DELIVERIES = "deliveries"
-# A provider's daily cap holds the attempt: {"until": ISO time, "limit": "IPD"}.
-WAITING_FOR_CAPACITY = "waiting_for_capacity"
+# params keys this service writes besides the request's.
+ERROR = "error"  # why it failed (or was canceled): the record of errors.error_record
+LAST_TRANSIENT_ERROR = "last_transient_error"  # the last retried error, for the DLQ handler
+DELIVERIES = "deliveries"  # how many restore-queue deliveries started it (re-sends included)
+WAITING_FOR_CAPACITY = "waiting_for_capacity"  # a daily cap's hold: {"until", "limit", "since"}
+PHASE = "phase"  # where a pending attempt is: a Phase below, with when it got there
+PHASE_STARTED_AT = "phase_started_at"
+STARTED_AT = "started_at"  # its first delivery started
+FINISHED_AT = "finished_at"  # it was settled: succeeded, failed or canceled
+BEFORE_KEY = "before_key"  # the upright JPEG the model was given, beside the restoration
+THUMBNAIL_KEY = "thumbnail_key"  # the restoration's gallery thumbnail (longest side 512)
+IDEMPOTENCY_KEY = "idempotency_key"  # the client's Idempotency-Key of the request that made it
+ENQUEUED_AT = "enqueued_at"  # its message was sent (recorded for keyed requests, for replays)
+EVENT_PUBLISHED_AT = "event_published_at"  # its final event reached the bus
+# The error code of a canceled attempt (the seed keeps failures in params.error).
+CANCELED_CODE = "canceled"
 
 
 class AttemptState(StrEnum):
     PENDING = "pending"  # claimed, not settled: the one a `processing` photo waits for
     SUCCEEDED = "succeeded"  # its restored image is stored, and `s3_key` names it
     FAILED = "failed"  # `params.error` says why
+    CANCELED = "canceled"  # its user canceled it (`params.error.code == "canceled"`)
 
 
 ALLOWED_TRANSITIONS: frozenset[tuple[AttemptState, AttemptState]] = frozenset(
     {
         (AttemptState.PENDING, AttemptState.SUCCEEDED),
         (AttemptState.PENDING, AttemptState.FAILED),
+        (AttemptState.PENDING, AttemptState.CANCELED),
     }
 )
 # States no transition leaves.
@@ -41,13 +51,46 @@ FINAL_STATES: frozenset[AttemptState] = frozenset(AttemptState) - {
 }
 
 
+class Phase(StrEnum):
+    """What a frontend shows: where a pending attempt is, or how it ended."""
+
+    QUEUED = "queued"
+    PREPROCESSING = "preprocessing"
+    GENERATING = "generating"
+    STORING = "storing"
+    WAITING_FOR_CAPACITY = "waiting_for_capacity"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+# The phases the worker records while an attempt is pending, in order.
+RUNNING_PHASES = (Phase.PREPROCESSING, Phase.GENERATING, Phase.STORING)
+_FINAL_PHASES = {
+    AttemptState.SUCCEEDED: Phase.SUCCEEDED,
+    AttemptState.FAILED: Phase.FAILED,
+    AttemptState.CANCELED: Phase.CANCELED,
+}
+
+
 def attempt_state(s3_key: str, params: Mapping[str, Any] | None) -> AttemptState:
-    """Succeeded once its image is stored, failed once an error is recorded, else pending."""
+    """Succeeded once its image is stored, failed or canceled once an error is recorded."""
     if s3_key != PENDING_S3_KEY:
         return AttemptState.SUCCEEDED
-    if params and params.get(ERROR):
-        return AttemptState.FAILED
+    error = params.get(ERROR) if params else None
+    if error:
+        canceled = isinstance(error, Mapping) and error.get("code") == CANCELED_CODE
+        return AttemptState.CANCELED if canceled else AttemptState.FAILED
     return AttemptState.PENDING
+
+
+def _time(value: object) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
 
 
 @dataclass(frozen=True)
@@ -68,9 +111,31 @@ class Attempt:
         return attempt_state(self.s3_key, self.params)
 
     @property
+    def phase(self) -> Phase:
+        state = self.state
+        if state in _FINAL_PHASES:
+            return _FINAL_PHASES[state]
+        if self.waiting_for_capacity is not None:
+            return Phase.WAITING_FOR_CAPACITY
+        recorded = self.params.get(PHASE)
+        return Phase(recorded) if recorded in set(Phase) else Phase.QUEUED
+
+    @property
+    def phase_started_at(self) -> datetime:
+        return _time(self.params.get(PHASE_STARTED_AT)) or self.created_at
+
+    @property
+    def started_at(self) -> datetime | None:
+        return _time(self.params.get(STARTED_AT))
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return _time(self.params.get(FINISHED_AT)) if self.state in FINAL_STATES else None
+
+    @property
     def error(self) -> Mapping[str, Any] | None:
-        """`params.error` of a failed attempt; None otherwise."""
-        if self.state is not AttemptState.FAILED:
+        """`params.error` of a failed or canceled attempt; None otherwise."""
+        if self.state not in (AttemptState.FAILED, AttemptState.CANCELED):
             return None
         error: Mapping[str, Any] = self.params[ERROR]
         return error
@@ -79,6 +144,29 @@ class Attempt:
     def restored_key(self) -> str | None:
         """The S3 key of the restored image of a succeeded attempt; None otherwise."""
         return self.s3_key if self.state is AttemptState.SUCCEEDED else None
+
+    @property
+    def before_key(self) -> str | None:
+        return self._key(BEFORE_KEY)
+
+    @property
+    def thumbnail_key(self) -> str | None:
+        return self._key(THUMBNAIL_KEY)
+
+    def _key(self, name: str) -> str | None:
+        value = self.params.get(name)
+        return value if self.state is AttemptState.SUCCEEDED and isinstance(value, str) else None
+
+    @property
+    def result_size(self) -> tuple[int, int] | None:
+        return _size(self.params.get("result_dimensions"))
+
+    @property
+    def submitted_size(self) -> tuple[int, int] | None:
+        preprocessed = self.params.get("preprocessed")
+        if not isinstance(preprocessed, Mapping):
+            return None
+        return _size(preprocessed.get("submitted_dimensions"))
 
     @property
     def last_transient_error(self) -> Mapping[str, Any] | None:
@@ -96,3 +184,32 @@ class Attempt:
         value = self.params.get(WAITING_FOR_CAPACITY)
         pending = self.state is AttemptState.PENDING
         return value if pending and isinstance(value, Mapping) else None
+
+    @property
+    def held_until(self) -> datetime | None:
+        """When a daily cap holding this pending attempt resets."""
+        hold = self.waiting_for_capacity
+        return _time(hold.get("until")) if hold else None
+
+    @property
+    def idempotency_key(self) -> str | None:
+        value = self.params.get(IDEMPOTENCY_KEY)
+        return value if isinstance(value, str) else None
+
+    @property
+    def enqueued(self) -> bool:
+        return self.params.get(ENQUEUED_AT) is not None
+
+    @property
+    def event_published(self) -> bool:
+        return self.params.get(EVENT_PUBLISHED_AT) is not None
+
+
+def _size(value: object) -> tuple[int, int] | None:
+    if (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) for v in value)
+    ):
+        return (value[0], value[1])
+    return None

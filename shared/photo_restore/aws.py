@@ -9,6 +9,7 @@ import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
@@ -32,3 +33,7 @@ def s3_client() -> S3Client:
 
 def sqs_client() -> SQSClient:
     return boto3.client("sqs", config=_config())
+
+
+def events_client() -> EventBridgeClient:
+    return boto3.client("events", config=_config())

@@ -1,7 +1,10 @@
-"""Domain errors with a stable code; the one place saying how each class of failure is handled."""
+"""Domain errors with a stable code; the one place saying how each class of failure is handled:
+by the pipeline (kind), by HTTP (status), by a frontend (user message, whether asking again may
+help) and by the quota (whether the user's own photo caused it)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -21,11 +24,18 @@ class FailureKind(StrEnum):
 
 
 class RestoreError(Exception):
-    """Base of every domain error: `code` is stable and safe to show to clients and operators."""
+    """Base of every domain error: `code` is stable and safe to show to clients and operators;
+    `message` is for operators (it may quote the provider); `user_message` is for end users."""
 
     code = "restore_error"
     kind = FailureKind.TRANSIENT
     http_status = 500
+    # For a frontend: whether asking again (later) may help, and what to tell the user.
+    retryable = True
+    user_message = "Something went wrong on our side. Please try again in a few minutes."
+    # Whether an attempt that failed this way counts against its user's daily quota: only what
+    # the user's own photo (or choice) caused does; provider and system failures do not.
+    user_caused = False
 
     def __init__(self, message: str, *, trace_id: str | None = None) -> None:
         super().__init__(message)
@@ -43,12 +53,30 @@ class UnreadableBody(RestoreError):
     code = "unreadable_body"
     kind = FailureKind.PERMANENT
     http_status = 400
+    retryable = False
+    user_message = "The request could not be read."
+
+
+class InvalidRequest(RestoreError):
+    """A parameter, header or body field that is not what the route takes: `field` names it."""
+
+    code = "invalid_request"
+    kind = FailureKind.PERMANENT
+    http_status = 422
+    retryable = False
+    user_message = "The request is not valid."
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class Unauthenticated(RestoreError):
     code = "unauthenticated"
     kind = FailureKind.PERMANENT
     http_status = 401
+    retryable = False
+    user_message = "Please sign in again."
 
 
 class PhotoNotFound(RestoreError):
@@ -57,16 +85,29 @@ class PhotoNotFound(RestoreError):
     code = "photo_not_found"
     kind = FailureKind.PERMANENT
     http_status = 404
+    retryable = False
+    user_message = "This photo does not exist."
 
 
 class AlreadyProcessing(RestoreError):
     code = "already_processing"
     kind = FailureKind.PERMANENT
     http_status = 409
+    user_message = "This photo is already being restored."
 
     def __init__(self, message: str, *, restore_attempt_id: str | None) -> None:
         super().__init__(message)
         self.restore_attempt_id = restore_attempt_id
+
+
+class NotProcessing(RestoreError):
+    """Cancel asked while no restoration of the photo is in flight."""
+
+    code = "not_processing"
+    kind = FailureKind.PERMANENT
+    http_status = 409
+    retryable = False
+    user_message = "No restoration of this photo is in progress."
 
 
 class PhotoNotRestorable(RestoreError):
@@ -75,18 +116,54 @@ class PhotoNotRestorable(RestoreError):
     code = "photo_not_restorable"
     kind = FailureKind.PERMANENT
     http_status = 409
+    retryable = False
+    user_message = "Archived photos cannot be restored."
 
 
 class RestoreAttemptNotFound(RestoreError):
     code = "restore_attempt_not_found"
     kind = FailureKind.PERMANENT
     http_status = 404
+    retryable = False
+    user_message = "This restoration does not exist."
 
 
 class RestoreNotSucceeded(RestoreError):
     code = "restore_not_succeeded"
     kind = FailureKind.PERMANENT
     http_status = 409
+    retryable = False
+    user_message = "Only a finished restoration can be chosen."
+
+
+class IdempotencyKeyReused(RestoreError):
+    """The same Idempotency-Key was used for another photo within its 24 hours."""
+
+    code = "idempotency_key_reused"
+    kind = FailureKind.PERMANENT
+    http_status = 422
+    retryable = False
+    user_message = "This request was already used for another photo."
+
+
+class IdempotencyInProgress(RestoreError):
+    """A request with this Idempotency-Key is still being accepted: ask again in a moment."""
+
+    code = "idempotency_in_progress"
+    kind = FailureKind.PERMANENT
+    http_status = 409
+    user_message = "This request is still being processed. Please try again in a moment."
+
+
+class QuotaExceeded(RestoreError):
+    code = "quota_exceeded"
+    kind = FailureKind.PERMANENT
+    http_status = 429
+    user_message = "You have reached today's limit of restorations. Please try again later."
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class QueueUnavailable(RestoreError):
@@ -100,30 +177,55 @@ class QueueUnavailable(RestoreError):
 # --- Pipeline errors (worker) ------------------------------------------------------------
 
 
+class Canceled(RestoreError):
+    """Recorded on an attempt its user canceled."""
+
+    code = "canceled"
+    kind = FailureKind.PERMANENT
+    http_status = 409
+    user_message = "You canceled this restoration."
+    user_caused = True  # the provider call may already have been made
+
+
 class UnsupportedImage(RestoreError):
     code = "unsupported_image"
     kind = FailureKind.PERMANENT
     http_status = 422
+    retryable = False
+    user_message = (
+        "This file type cannot be restored. Please upload a JPEG, PNG, HEIC, WebP, TIFF, BMP "
+        "or GIF photo."
+    )
+    user_caused = True
 
 
 class CorruptImage(RestoreError):
     code = "corrupt_image"
     kind = FailureKind.PERMANENT
     http_status = 422
+    retryable = False
+    user_message = "The photo file seems damaged. Please upload it again."
+    user_caused = True
 
 
 class ImageTooLarge(RestoreError):
-    """Too many bytes or too many pixels (a decompression bomb), refused before decoding."""
+    """Too many bytes or pixels (a decompression bomb), or a decode that cannot fit the memory
+    budget: refused before decoding."""
 
     code = "image_too_large"
     kind = FailureKind.PERMANENT
     http_status = 422
+    retryable = False
+    user_message = "The photo is too large to restore. Please upload a smaller version."
+    user_caused = True
 
 
 class OriginalMissing(RestoreError):
     code = "original_missing"
     kind = FailureKind.PERMANENT
     http_status = 422
+    retryable = False
+    user_message = "The photo's file is missing. Please upload it again."
 
 
 class ProviderRejected(RestoreError):
@@ -132,6 +234,9 @@ class ProviderRejected(RestoreError):
     code = "provider_rejected"
     kind = FailureKind.PERMANENT
     http_status = 502
+    retryable = False
+    user_message = "The restoration service could not process this photo."
+    user_caused = True
 
 
 class ProviderAuthFailed(RestoreError):
@@ -140,6 +245,7 @@ class ProviderAuthFailed(RestoreError):
     code = "provider_auth_failed"
     kind = FailureKind.PERMANENT
     http_status = 502
+    user_message = "The restoration service is unavailable right now. Please try again later."
 
 
 class ProviderMisconfigured(RestoreError):
@@ -149,6 +255,7 @@ class ProviderMisconfigured(RestoreError):
     code = "provider_misconfigured"
     kind = FailureKind.PERMANENT
     http_status = 502
+    user_message = "The restoration service is unavailable right now. Please try again later."
 
 
 class ProviderContentRefused(RestoreError):
@@ -157,12 +264,16 @@ class ProviderContentRefused(RestoreError):
     code = "provider_content_refused"
     kind = FailureKind.PERMANENT
     http_status = 422
+    retryable = False
+    user_message = "The restoration service's content rules do not allow this photo."
+    user_caused = True
 
 
 class ProviderRateLimited(RestoreError):
     code = "provider_rate_limited"
     kind = FailureKind.RATE_LIMITED
     http_status = 503
+    user_message = "The restoration service is very busy. Please try again later."
 
     def __init__(
         self,
@@ -188,6 +299,7 @@ class ProviderUnavailable(RestoreError):
     code = "provider_unavailable"
     kind = FailureKind.TRANSIENT
     http_status = 503
+    user_message = "The restoration service is busy. Please try again in a few minutes."
 
 
 class InvalidProviderResult(RestoreError):
@@ -196,6 +308,7 @@ class InvalidProviderResult(RestoreError):
     code = "invalid_provider_result"
     kind = FailureKind.PERMANENT
     http_status = 502
+    user_message = "The restoration did not come out right. Please try again."
 
 
 class DependencyUnavailable(RestoreError):
@@ -228,3 +341,25 @@ class RetriesExhausted(RestoreError):
     code = "retries_exhausted"
     kind = FailureKind.PERMANENT
     http_status = 500
+
+
+def _subclasses(cls: type[RestoreError]) -> list[type[RestoreError]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+ERRORS_BY_CODE: dict[str, type[RestoreError]] = {e.code: e for e in _subclasses(RestoreError)}
+# The codes of attempts that do not count against their user's quota (provider, system).
+NOT_USER_CAUSED_CODES: frozenset[str] = frozenset(
+    code for code, error in ERRORS_BY_CODE.items() if not error.user_caused
+) | {"unexpected_error"}
+
+
+def public_error(record: Mapping[str, Any]) -> dict[str, Any]:
+    """`{code, retryable, message}` of an attempt's `params.error`, fit for an end user: no
+    provider wording, no trace ids (those stay in params and the logs)."""
+    code = str(record.get("code", "restore_error"))
+    error = ERRORS_BY_CODE.get(code, RestoreError)
+    return {"code": code, "retryable": error.retryable, "message": error.user_message}

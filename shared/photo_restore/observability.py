@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -20,6 +21,9 @@ DOMAIN_LOGGER = "photo_restore"
 # The logger of the handler now running: one process may hold several handlers (the local
 # stack runs all four), and each invocation's domain logs must carry its own service and keys.
 _current: contextvars.ContextVar[Logger] = contextvars.ContextVar("photo_restore_handler_logger")
+_current_metrics: contextvars.ContextVar[Metrics] = contextvars.ContextVar(
+    "photo_restore_handler_metrics"
+)
 _first: list[Logger] = []
 
 
@@ -54,10 +58,12 @@ class HandlerTools:
             @functools.wraps(handler)
             def observed(event: Any, context: Any) -> Any:
                 token = _current.set(self.logger)
+                metrics_token = _current_metrics.set(self.metrics)
                 try:
                     return handler(event, context)
                 finally:
                     _current.reset(token)
+                    _current_metrics.reset(metrics_token)
                     # Flushed only when there is something to say: most API reads emit none.
                     if self.metrics.metric_set:
                         self.metrics.flush_metrics()
@@ -79,3 +85,11 @@ def handler_tools(function: str) -> HandlerTools:
     return HandlerTools(
         logger=logger, metrics=Metrics(service=service), tracer=Tracer(service=service)
     )
+
+
+def count_in_current_handler(name: str) -> None:
+    """Count one `name` in the running handler's metrics (nothing outside a handler): for
+    domain events that do not fail the invocation, such as an event publish left for later."""
+    metrics = _current_metrics.get(None)
+    if metrics is not None:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)

@@ -11,21 +11,25 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import (
     JSON,
     ColumnElement,
     Connection,
+    DateTime,
     Engine,
+    Float,
     Integer,
     Row,
     case,
     cast,
+    extract,
     func,
     literal,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, distinct_on, insert
@@ -33,13 +37,23 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from photo_restore.attempts import (
     DELIVERIES,
+    ENQUEUED_AT,
     ERROR,
+    EVENT_PUBLISHED_AT,
+    FINISHED_AT,
+    IDEMPOTENCY_KEY,
     LAST_TRANSIENT_ERROR,
     PENDING_S3_KEY,
+    PHASE,
+    PHASE_STARTED_AT,
+    STARTED_AT,
+    THUMBNAIL_KEY,
     WAITING_FOR_CAPACITY,
     Attempt,
+    AttemptState,
+    Phase,
 )
-from photo_restore.errors import DependencyUnavailable
+from photo_restore.errors import NOT_USER_CAUSED_CODES, DependencyUnavailable
 from photo_restore.models import jobs, photos, restore_attempts
 from photo_restore.photos import Photo
 from photo_restore.status import (
@@ -60,6 +74,22 @@ class FailedRestore:
     code: str | None
 
 
+@dataclass(frozen=True)
+class QuotaUsage:
+    """A user's restore requests that count in the quota's window."""
+
+    counted: int
+    seconds_until_oldest_leaves: int  # 0 when none is counted
+
+
+@dataclass(frozen=True)
+class AttemptCursor:
+    """Where a page of a photo's attempts (newest first) ended."""
+
+    created_at: datetime
+    attempt_id: uuid.UUID
+
+
 class Transaction(Protocol):
     """One database transaction's operations; None/False means "no row was in that state"."""
 
@@ -68,6 +98,16 @@ class Transaction(Protocol):
     def attempt(self, attempt_id: uuid.UUID) -> Attempt | None: ...
     def newest_attempt(self, photo_id: uuid.UUID) -> Attempt | None: ...
     def attempts(self, photo_id: uuid.UUID) -> list[Attempt]: ...
+    def attempts_page(
+        self, photo_id: uuid.UUID, *, limit: int, after: AttemptCursor | None = None
+    ) -> list[Attempt]: ...
+    def selected_restore_id(self, photo_id: uuid.UUID) -> uuid.UUID | None: ...
+    def keyed_attempt(self, owner_id: str, key: str, *, window: timedelta) -> Attempt | None: ...
+    def quota_usage(self, owner_id: str, *, window: timedelta) -> QuotaUsage: ...
+    def inference_seconds_median(self, *, sample: int) -> float | None: ...
+    def unannounced_attempts(
+        self, *, finished_before: timedelta, window: timedelta
+    ) -> list[Attempt]: ...
     def idle_processing_photo_ids(self, idle_before: datetime) -> list[uuid.UUID]: ...
     def failed_newest_attempts(
         self,
@@ -77,6 +117,7 @@ class Transaction(Protocol):
         photo_ids: Collection[uuid.UUID] | None = None,
     ) -> list[FailedRestore]: ...
 
+    def lock_owner(self, owner_id: str) -> None: ...
     def claim_photo(self, photo_id: uuid.UUID, owner_id: str) -> Photo | None: ...
     def ensure_job(self, photo_id: uuid.UUID, email: str | None) -> None: ...
     def insert_attempt(
@@ -103,10 +144,16 @@ class Transaction(Protocol):
     ) -> bool: ...
     def note_transient_error(self, attempt_id: uuid.UUID, record: Mapping[str, Any]) -> bool: ...
     def wait_for_capacity(self, attempt_id: uuid.UUID, hold: Mapping[str, Any]) -> bool: ...
+    def set_phase(
+        self, attempt_id: uuid.UUID, phase: Phase, extra: Mapping[str, Any] | None = None
+    ) -> bool: ...
+    def cancel_in_flight(
+        self, photo_id: uuid.UUID, owner_id: str, error: Mapping[str, Any]
+    ) -> Attempt | None: ...
+    def mark_event_published(self, attempt_id: uuid.UUID) -> None: ...
+    def mark_enqueued(self, attempt_id: uuid.UUID) -> None: ...
     def revert_photo_without_attempt(self, photo_id: uuid.UUID, idle_before: datetime) -> bool: ...
-    def select_restore(
-        self, *, photo_id: uuid.UUID, attempt_id: uuid.UUID, s3_key: str
-    ) -> None: ...
+    def select_restore(self, attempt: Attempt) -> None: ...
 
 
 class Repository(Protocol):
@@ -240,6 +287,102 @@ class SqlTransaction:
         )
         return [_attempt(row) for row in self._conn.execute(statement)]
 
+    def attempts_page(
+        self, photo_id: uuid.UUID, *, limit: int, after: AttemptCursor | None = None
+    ) -> list[Attempt]:
+        """Up to `limit` attempts, newest first, after `after` (keyset: stable under inserts)."""
+        statement = select(restore_attempts).where(restore_attempts.c.job_id == photo_id)
+        if after is not None:
+            position = tuple_(restore_attempts.c.created_at, restore_attempts.c.id)
+            statement = statement.where(position < tuple_(after.created_at, after.attempt_id))
+        statement = statement.order_by(*NEWEST_FIRST).limit(limit)
+        return [_attempt(row) for row in self._conn.execute(statement)]
+
+    def selected_restore_id(self, photo_id: uuid.UUID) -> uuid.UUID | None:
+        statement = select(jobs.c.selected_restore_id).where(jobs.c.id == photo_id)
+        selected: uuid.UUID | None = self._conn.execute(statement).scalar_one_or_none()
+        return selected
+
+    def keyed_attempt(self, owner_id: str, key: str, *, window: timedelta) -> Attempt | None:
+        """The newest attempt of the owner's photos made under this Idempotency-Key within
+        `window`. The key lives in the attempt's params: no table of our own to keep in step,
+        and it commits in the same transaction as the claim it answers for."""
+        key_of = cast(restore_attempts.c.params, JSONB)[IDEMPOTENCY_KEY].astext
+        statement = (
+            select(restore_attempts)
+            .join(photos, photos.c.id == restore_attempts.c.job_id)
+            .where(
+                photos.c.owner_id == owner_id,
+                restore_attempts.c.created_at > func.clock_timestamp() - window,
+                key_of == key,
+            )
+            .order_by(*NEWEST_FIRST)
+            .limit(1)
+        )
+        row = self._conn.execute(statement).one_or_none()
+        return _attempt(row) if row else None
+
+    def quota_usage(self, owner_id: str, *, window: timedelta) -> QuotaUsage:
+        """The owner's attempts within `window` that count: all but those that failed for a
+        provider or system reason (errors.NOT_USER_CAUSED_CODES)."""
+        code = cast(restore_attempts.c.params, JSONB)[ERROR]["code"].astext
+        oldest = func.min(restore_attempts.c.created_at)
+        # The clock now, not the transaction's start: it may have waited on the owner's lock
+        # while the attempts it counts were created.
+        now = func.clock_timestamp()
+        statement = (
+            select(
+                func.count().label("counted"),
+                extract("epoch", oldest + window - now).label("seconds_left"),
+            )
+            .join(photos, photos.c.id == restore_attempts.c.job_id)
+            .where(
+                photos.c.owner_id == owner_id,
+                restore_attempts.c.created_at > now - window,
+                func.coalesce(code, "").not_in(sorted(NOT_USER_CAUSED_CODES)),
+            )
+        )
+        row = self._conn.execute(statement).one()
+        left = row.seconds_left
+        return QuotaUsage(row.counted, max(0, int(-(-float(left) // 1))) if left else 0)
+
+    def inference_seconds_median(self, *, sample: int) -> float | None:
+        """The median `inference_time_seconds` of the newest `sample` succeeded attempts."""
+        params = cast(restore_attempts.c.params, JSONB)
+        seconds = params["inference_time_seconds"]
+        recent = (
+            select(seconds.astext.cast(Float).label("seconds"))
+            .where(
+                restore_attempts.c.s3_key != PENDING_S3_KEY,
+                func.jsonb_typeof(seconds) == "number",
+            )
+            .order_by(*NEWEST_FIRST)
+            .limit(sample)
+            .subquery()
+        )
+        statement = select(func.percentile_cont(0.5).within_group(recent.c.seconds))
+        median = self._conn.execute(statement).scalar_one_or_none()
+        return float(median) if median is not None else None
+
+    def unannounced_attempts(
+        self, *, finished_before: timedelta, window: timedelta
+    ) -> list[Attempt]:
+        """Attempts settled within `window` (and longer than `finished_before` ago) whose final
+        event was never published: the publish after their commit failed."""
+        params = cast(restore_attempts.c.params, JSONB)
+        finished = params[FINISHED_AT].astext.cast(DateTime(timezone=True))
+        statement = (
+            select(restore_attempts)
+            .where(
+                restore_attempts.c.created_at > func.now() - window,
+                params.has_key(FINISHED_AT),
+                ~params.has_key(EVENT_PUBLISHED_AT),
+                finished < func.now() - finished_before,
+            )
+            .order_by(restore_attempts.c.created_at)
+        )
+        return [_attempt(row) for row in self._conn.execute(statement)]
+
     def idle_processing_photo_ids(self, idle_before: datetime) -> list[uuid.UUID]:
         statement = select(photos.c.id).where(
             photos.c.status == PhotoStatus.PROCESSING.value, photos.c.updated_at < idle_before
@@ -329,6 +472,13 @@ class SqlTransaction:
         row = self._conn.execute(statement).one_or_none()
         return _photo(row) if row else None
 
+    def lock_owner(self, owner_id: str) -> None:
+        """Serialise this owner's restore requests until the transaction ends (quota and
+        idempotency checks then see each other's commits). Transaction-scoped, so it holds
+        through a transaction-mode pooler, and other users never wait."""
+        key = func.hashtextextended(literal(owner_id), literal(0))
+        self._conn.execute(select(func.pg_advisory_xact_lock(key)))
+
     def claim_photo(self, photo_id: uuid.UUID, owner_id: str) -> Photo | None:
         """`uploaded|ready -> processing` for the owner's photo; None when it cannot be claimed."""
         return self.change_photo_status(
@@ -386,12 +536,23 @@ class SqlTransaction:
             return _photo(row) if row else None
         params = cast(restore_attempts.c.params, JSONB)
         counted = func.coalesce(params[DELIVERIES].astext.cast(Integer), 0) + 1
+        now = func.to_jsonb(func.clock_timestamp())
+        started = func.jsonb_build_object(
+            DELIVERIES,
+            counted,
+            PHASE,
+            Phase.PREPROCESSING.value,
+            PHASE_STARTED_AT,
+            now,
+            STARTED_AT,
+            func.coalesce(params[STARTED_AT], now),  # the first delivery's, kept
+        )
+        # A hold that this delivery got past is over.
+        unheld = params.op("-")(literal(WAITING_FOR_CAPACITY))
         self._conn.execute(
             update(restore_attempts)
             .where(restore_attempts.c.id == attempt_id)
-            .values(
-                params=cast(params.op("||")(func.jsonb_build_object(DELIVERIES, counted)), JSON)
-            )
+            .values(params=cast(unheld.op("||")(started), JSON))
         )
         return _photo(row)
 
@@ -419,8 +580,9 @@ class SqlTransaction:
             params,
             s3_key=s3_key,
             drop_keys=[LAST_TRANSIENT_ERROR, WAITING_FOR_CAPACITY],
+            stamps=[FINISHED_AT],
         )
-        self._select(photo_id, attempt_id)
+        self._select(photo_id, attempt_id, params.get(THUMBNAIL_KEY))
         return True
 
     def fail_attempt(
@@ -438,8 +600,41 @@ class SqlTransaction:
             conditions.append(photos.c.updated_at < idle_before)
         if self.revert_failed_restore(photo_id, conditions=conditions) is None:
             return False
-        self._merge_params(attempt_id, {ERROR: dict(error)})
+        self._merge_params(attempt_id, {ERROR: dict(error)}, stamps=[FINISHED_AT])
         return True
+
+    def cancel_in_flight(
+        self, photo_id: uuid.UUID, owner_id: str, error: Mapping[str, Any]
+    ) -> Attempt | None:
+        """The owner's in-flight attempt of the photo ends with `error` (canceled) and the photo
+        goes back to what it was before the claim; None when nothing is in flight.
+
+        The photo row is updated first, as the worker's commit does: the two serialise on it,
+        and whichever comes second finds the attempt no longer in flight."""
+        newest = self.newest_attempt(photo_id)
+        if newest is None or newest.state is not AttemptState.PENDING:
+            return None
+        conditions = [photos.c.owner_id == owner_id, _is_in_flight(newest.id)]
+        if self.revert_failed_restore(photo_id, conditions=conditions) is None:
+            return None
+        self._merge_params(newest.id, {ERROR: dict(error)}, stamps=[FINISHED_AT])
+        return self.attempt(newest.id)
+
+    def set_phase(
+        self, attempt_id: uuid.UUID, phase: Phase, extra: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Record where a pending attempt is (and `extra` params); False once it is settled,
+        canceled included: the worker stops there."""
+        patch = {PHASE: phase.value, **(extra or {})}
+        return self._merge_params(
+            attempt_id, patch, conditions=[_is_pending()], stamps=[PHASE_STARTED_AT]
+        )
+
+    def mark_event_published(self, attempt_id: uuid.UUID) -> None:
+        self._merge_params(attempt_id, {}, stamps=[EVENT_PUBLISHED_AT])
+
+    def mark_enqueued(self, attempt_id: uuid.UUID) -> None:
+        self._merge_params(attempt_id, {}, stamps=[ENQUEUED_AT])
 
     def note_transient_error(self, attempt_id: uuid.UUID, record: Mapping[str, Any]) -> bool:
         """Keep the last transient error on a pending attempt; False when it is settled."""
@@ -461,15 +656,26 @@ class SqlTransaction:
         ]
         return self.revert_failed_restore(photo_id, conditions=conditions) is not None
 
-    def select_restore(self, *, photo_id: uuid.UUID, attempt_id: uuid.UUID, s3_key: str) -> None:
+    def select_restore(self, attempt: Attempt) -> None:
+        """Make a succeeded attempt the photo's restoration (its image and thumbnail)."""
+        if attempt.restored_key is None:
+            raise ValueError("only a succeeded attempt can be selected")
         # Photos before jobs, the order complete_attempt locks them in: no deadlock between them.
         self._conn.execute(
-            update(photos).where(photos.c.id == photo_id).values(processed_key=s3_key)
+            update(photos)
+            .where(photos.c.id == attempt.photo_id)
+            .values(processed_key=attempt.restored_key)
         )
-        self._select(photo_id, attempt_id)
+        self._select(attempt.photo_id, attempt.id, attempt.thumbnail_key)
 
-    def _select(self, photo_id: uuid.UUID, attempt_id: uuid.UUID) -> None:
-        statement = update(jobs).where(jobs.c.id == photo_id).values(selected_restore_id=attempt_id)
+    def _select(
+        self, photo_id: uuid.UUID, attempt_id: uuid.UUID, thumbnail_key: str | None
+    ) -> None:
+        statement = (
+            update(jobs)
+            .where(jobs.c.id == photo_id)
+            .values(selected_restore_id=attempt_id, thumbnail_s3_key=thumbnail_key)
+        )
         self._conn.execute(statement)
 
     def _merge_params(
@@ -480,12 +686,19 @@ class SqlTransaction:
         conditions: Sequence[ColumnElement[bool]] = (),
         s3_key: str | None = None,
         drop_keys: Sequence[str] = (),
+        stamps: Sequence[str] = (),
     ) -> bool:
-        """Merge `patch` into `params` (top-level keys) in one statement; False if no row."""
+        """Merge `patch` into `params` (top-level keys) in one statement, with each of `stamps`
+        set to the database's clock (ISO 8601); False if no row."""
         current: ColumnElement[Any] = cast(restore_attempts.c.params, JSONB)
         for key in drop_keys:
             current = current.op("-")(literal(key))
-        merged = cast(current.op("||")(literal(dict(patch), JSONB)), JSON)
+        merged_jsonb = current.op("||")(literal(dict(patch), JSONB))
+        if stamps:
+            now = func.to_jsonb(func.clock_timestamp())
+            pairs = [part for key in stamps for part in (literal(key), now)]
+            merged_jsonb = merged_jsonb.op("||")(func.jsonb_build_object(*pairs))
+        merged = cast(merged_jsonb, JSON)
         values: dict[str, Any] = {"params": merged}
         if s3_key is not None:
             values["s3_key"] = s3_key

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from photo_restore.attempts import Attempt, AttemptState
+from photo_restore.attempts import BEFORE_KEY, FINAL_STATES, THUMBNAIL_KEY, Attempt, Phase
 from photo_restore.edit_request import EditRequest
 from photo_restore.errors import (
     AttemptNotVisible,
@@ -23,6 +23,7 @@ from photo_restore.errors import (
     RestoreError,
     error_record,
 )
+from photo_restore.events import NoEvents, RestoreAnnouncer
 from photo_restore.photos import Photo
 from photo_restore.preprocess import ImagePreprocessResult
 from photo_restore.queue import Delivery, RestoreMessage, RestoreQueue, retry_delay_seconds
@@ -32,9 +33,10 @@ from photo_restore.settings import SQS_MAX_DELAY_SECONDS, Settings
 from photo_restore.siliconflow import SiliconFlowRequest, SiliconFlowResponse
 from photo_restore.storage import (
     ObjectStorage,
-    discard_restoration_of_failed_attempt,
-    preprocessed_key,
+    before_key,
+    discard_images_of_unsuccessful_attempt,
     restored_key,
+    thumbnail_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -64,7 +66,22 @@ class RunReport:
     inference_seconds: float | None = None
     preprocess_ms: float | None = None
     s3_key: str | None = None
+    reused_input: bool = False  # a deferred retry used the input an earlier delivery prepared
     details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PreparedInput:
+    """The upright JPEG the model is given, stored at the attempt's before key."""
+
+    key: str
+    jpeg: bytes | None  # None when reused and the transport needs no bytes (a presigned URL)
+    preprocessed: Mapping[str, Any]  # the params' "preprocessed" record
+    preprocess_ms: float | None  # None when reused
+
+
+class _SettledMeanwhile(Exception):
+    """The attempt was settled (canceled, swept) while this delivery ran: stop here."""
 
 
 class RestoreRun:
@@ -80,9 +97,11 @@ class RestoreRun:
         preprocess: Callable[[bytes], ImagePreprocessResult],
         fetch_result: Callable[[str], bytes],
         settings: Settings,
+        announcer: RestoreAnnouncer | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._clock = clock
+        self._announcer = announcer or RestoreAnnouncer(repository, NoEvents())
         self._repository = repository
         self._storage = storage
         self._queue = queue
@@ -114,6 +133,8 @@ class RestoreRun:
             return self._keep_holding(message, attempt)
         try:
             return self._restore(attempt, photo)
+        except _SettledMeanwhile:
+            return self._stop_settled(attempt)
         except RestoreError as error:
             if isinstance(error, ProviderRateLimited) and error.daily:
                 return self._hold(message, attempt, error)
@@ -146,31 +167,39 @@ class RestoreRun:
             reason = "the attempt belongs to another photo"
         else:
             reason = f"the attempt is no longer in flight ({attempt.state})"
-            if attempt.state is AttemptState.FAILED:
-                # A delivery that failed it may have died before removing what it stored.
-                discard_restoration_of_failed_attempt(self._storage, attempt)
+            self._finish_settled(attempt)
         logger.info("acknowledging a stale message: %s", reason)
         return self._report(RunOutcome.SKIPPED, attempt, details={"reason": reason})
 
+    def _finish_settled(self, attempt: Attempt) -> None:
+        """What a settled attempt's earlier delivery may have left undone: removing the images
+        of a failed or canceled one, and its event (raises if the bus still refuses it)."""
+        if attempt.state not in FINAL_STATES:
+            return
+        if attempt.restored_key is None:
+            # A delivery may have stored images before it died, or before a cancel.
+            discard_images_of_unsuccessful_attempt(self._storage, attempt)
+        self._announcer.announce(attempt.id)
+
     def _restore(self, attempt: Attempt, photo: Photo) -> RunReport:
         settings = self._settings
-        original = self._storage.read(photo.original_key, max_bytes=settings.max_original_bytes)
-        started = time.perf_counter()
-        prepared = self._preprocess(original)
-        preprocess_ms = (time.perf_counter() - started) * 1000
+        prepared = self._prepared_input(attempt, photo)
+        self._enter(attempt, Phase.GENERATING, {"preprocessed": dict(prepared.preprocessed)})
 
         edit = EditRequest.recorded(attempt.params, settings)
-        request = SiliconFlowRequest(edit=edit, image=self._reachable_input(attempt, prepared))
+        request = SiliconFlowRequest(edit=edit, image=self._reachable_input(prepared))
         response = self._editor.edit_image(request)
         try:
+            self._enter(attempt, Phase.STORING)
             # The result URL lives one hour: fetch it now, before anything else can fail.
             restored = decode_result(
                 self._fetch_result(response.image_url),
                 max_pixels=settings.result_max_pixels,
                 jpeg_quality=settings.jpeg_quality,
             )
-            key = restored_key(attempt)
+            key, thumb = restored_key(attempt), thumbnail_key(attempt)
             self._storage.write_jpeg(key, restored.jpeg)
+            self._storage.write_jpeg(thumb, restored.thumbnail)
         except RestoreError as error:
             error.trace_id = error.trace_id or response.trace_id
             raise
@@ -178,52 +207,86 @@ class RestoreRun:
             **edit.attempt_params(),
             "inference_time_seconds": response.inference_time,
             "seed": response.seed,
-            "preprocessed": prepared.params_json(),
+            "preprocessed": dict(prepared.preprocessed),
             "provider_trace_id": response.trace_id,
             # What came back, never assumed: Qwen-Image-Edit's output size is undocumented.
             "result_dimensions": [restored.width, restored.height],
             "result_bytes": len(restored.jpeg),
+            BEFORE_KEY: prepared.key,
+            THUMBNAIL_KEY: thumb,
         }
-        # The image stays at its per-attempt key if this commit fails: a retry overwrites it,
-        # the DLQ handler deletes it if every retry fails. Nothing is orphaned either way.
+        # The images stay at their per-attempt keys if this commit fails: a retry overwrites
+        # them, the DLQ handler deletes them if every retry fails. Nothing is orphaned.
         with self._repository.transaction() as tx:
             completed = tx.complete_attempt(
                 photo_id=photo.id, attempt_id=attempt.id, s3_key=key, params=params
             )
             current = None if completed else tx.attempt(attempt.id)
-        self._discard_temporary(attempt)
         measured = {
             "trace_id": response.trace_id,
             "inference_seconds": response.inference_time,
-            "preprocess_ms": preprocess_ms,
+            "preprocess_ms": prepared.preprocess_ms,
+            "reused_input": prepared.preprocess_ms is None,
         }
         if not completed:
-            # Settled meanwhile (a concurrent duplicate, the sweeper): keep the image only if
-            # it is the one the attempt points to.
+            # Settled meanwhile (a cancel, a concurrent duplicate, the sweeper): keep the images
+            # only if they are the ones the attempt points to.
             if current is None or current.restored_key != key:
-                self._storage.delete(key)
-            details = {"reason": "attempt was settled while this delivery ran"}
+                discard_images_of_unsuccessful_attempt(self._storage, attempt)
+            state = current.state if current else "gone"
+            logger.info("attempt %s was settled (%s) while this delivery ran", attempt.id, state)
+            details = {"reason": f"attempt was settled ({state}) while this delivery ran"}
             return self._report(RunOutcome.SKIPPED, attempt, details=details, **measured)
+        # After the commit: if the bus refuses, this raises and the redelivery publishes it.
+        self._announcer.announce(attempt.id)
         return self._report(RunOutcome.SUCCEEDED, attempt, s3_key=key, **measured)
 
-    def _reachable_input(self, attempt: Attempt, prepared: ImagePreprocessResult) -> str:
-        """A presigned URL of the preprocessed image, or a data URI where S3 is unreachable."""
-        jpeg = prepared.image_bytes
-        if self._settings.effective_image_transport == "data_uri":
-            return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
-        key = preprocessed_key(attempt.id)
-        self._storage.write_jpeg(key, jpeg)
-        return self._storage.presigned_get_url(
-            key, expires_seconds=self._settings.presigned_url_seconds
-        )
+    def _enter(
+        self, attempt: Attempt, phase: Phase, extra: Mapping[str, Any] | None = None
+    ) -> None:
+        with self._repository.transaction() as tx:
+            entered = tx.set_phase(attempt.id, phase, extra)
+        if not entered:
+            raise _SettledMeanwhile
 
-    def _discard_temporary(self, attempt: Attempt) -> None:
-        if self._settings.effective_image_transport == "data_uri":
-            return
-        try:
-            self._storage.delete(preprocessed_key(attempt.id))
-        except DependencyUnavailable:
-            logger.warning("temporary object left for the lifecycle rule", exc_info=True)
+    def _stop_settled(self, attempt: Attempt) -> RunReport:
+        """Canceled (or swept) before the provider call or the upload: nothing of it stays
+        stored, unless a concurrent delivery of the same message succeeded with those keys."""
+        with self._repository.transaction() as tx:
+            current = tx.attempt(attempt.id)
+        if current is None or current.restored_key is None:
+            discard_images_of_unsuccessful_attempt(self._storage, attempt)
+        state = current.state if current else "gone"
+        logger.info(
+            "attempt %s was settled (%s) while this delivery ran: stopped", attempt.id, state
+        )
+        details = {"reason": f"attempt was settled ({state}) while this delivery ran"}
+        return self._report(RunOutcome.SKIPPED, attempt, details=details)
+
+    def _prepared_input(self, attempt: Attempt, photo: Photo) -> PreparedInput:
+        """The before image: the one an earlier delivery prepared (a deferred or retried
+        attempt) when it is still stored, else the original preprocessed and stored now."""
+        key = before_key(attempt)
+        recorded = attempt.params.get("preprocessed")
+        presigned = self._settings.effective_image_transport == "presigned_url"
+        if isinstance(recorded, Mapping) and self._storage.exists(key):
+            jpeg = None if presigned else self._storage.read(key, max_bytes=2**31)
+            return PreparedInput(key, jpeg, recorded, None)
+        settings = self._settings
+        original = self._storage.read(photo.original_key, max_bytes=settings.max_original_bytes)
+        started = time.perf_counter()
+        prepared: ImagePreprocessResult = self._preprocess(original)
+        preprocess_ms = (time.perf_counter() - started) * 1000
+        self._storage.write_jpeg(key, prepared.image_bytes)
+        return PreparedInput(key, prepared.image_bytes, prepared.params_json(), preprocess_ms)
+
+    def _reachable_input(self, prepared: PreparedInput) -> str:
+        """A presigned URL of the before image, or a data URI where S3 is unreachable."""
+        if prepared.jpeg is not None and self._settings.effective_image_transport == "data_uri":
+            return "data:image/jpeg;base64," + base64.b64encode(prepared.jpeg).decode("ascii")
+        return self._storage.presigned_get_url(
+            prepared.key, expires_seconds=self._settings.presigned_url_seconds
+        )
 
     def _fail(self, attempt: Attempt, error: RestoreError) -> RunReport:
         record = error_record(error.code, error.message, kind=error.kind.value)
@@ -232,12 +295,13 @@ class RestoreRun:
         with self._repository.transaction() as tx:
             failed = tx.fail_attempt(photo_id=attempt.photo_id, attempt_id=attempt.id, error=record)
         if failed:
-            # An earlier delivery may have stored the image before dying: the attempt is
-            # failed now, so nothing can commit that key any more.
-            discard_restoration_of_failed_attempt(self._storage, attempt)
-        self._discard_temporary(attempt)
+            # This or an earlier delivery may have stored images: the attempt is failed now,
+            # so nothing can commit those keys any more.
+            discard_images_of_unsuccessful_attempt(self._storage, attempt)
         logger.warning("restore failed permanently: %s: %s", error.code, error.message)
         outcome = RunOutcome.FAILED if failed else RunOutcome.SKIPPED
+        if failed:
+            self._announcer.announce(attempt.id)
         return self._report(outcome, attempt, error_code=error.code, trace_id=error.trace_id)
 
     def _defer(self, message: RestoreMessage, attempt: Attempt, error: RestoreError) -> RunReport:
@@ -249,6 +313,8 @@ class RestoreRun:
         deferred = message.model_copy(
             update={"rate_limit_deferrals": message.rate_limit_deferrals + 1}
         )
+        with self._repository.transaction() as tx:
+            tx.set_phase(attempt.id, Phase.QUEUED)  # its before image waits for the next try
         # If this send fails, the QueueUnavailable raised makes SQS redeliver the original.
         self._queue.send(deferred, delay_seconds=max(1, delay))
         return self._report(

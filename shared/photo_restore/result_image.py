@@ -6,12 +6,20 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from photo_restore.errors import InvalidProviderResult
 from photo_restore.image_formats import sniff_format
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 # Only formats a result can plausibly be; exotic decoders (EPS runs Ghostscript) stay out of reach.
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
+
+
+# A restoration's gallery thumbnail: its longest side.
+THUMBNAIL_SIDE = 512
 
 
 @dataclass(frozen=True)
@@ -20,6 +28,7 @@ class RestoredImage:
     width: int
     height: int
     provider_format: str  # what the provider sent, before any re-encoding
+    thumbnail: bytes  # JPEG, longest side THUMBNAIL_SIDE (never upscaled)
 
 
 def decode_result(data: bytes, *, max_pixels: int, jpeg_quality: int) -> RestoredImage:
@@ -40,13 +49,23 @@ def decode_result(data: bytes, *, max_pixels: int, jpeg_quality: int) -> Restore
                     )
                 image.load()
                 fmt = image.format or "unknown"
-                if fmt == "JPEG" and image.mode in ("RGB", "L") and sniff_format(data) == "JPEG":
-                    return RestoredImage(data, width, height, fmt)
+                keep = fmt == "JPEG" and image.mode in ("RGB", "L") and sniff_format(data) == "JPEG"
                 rgb = image.convert("RGB")
     except InvalidProviderResult:
         raise
     except Exception as error:  # Pillow raises many types (OSError, SyntaxError, bomb errors...)
         raise InvalidProviderResult(f"the restored image could not be decoded: {error}") from error
+    thumbnail = _thumbnail(rgb, jpeg_quality)
+    if keep:
+        return RestoredImage(data, width, height, fmt, thumbnail)
     out = io.BytesIO()
     rgb.save(out, format="JPEG", quality=jpeg_quality)
-    return RestoredImage(out.getvalue(), width, height, fmt)
+    return RestoredImage(out.getvalue(), width, height, fmt, thumbnail)
+
+
+def _thumbnail(image: Image.Image, quality: int) -> bytes:
+    small = image.copy()
+    small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))  # reducing_gap: box-reduce, then resample
+    out = io.BytesIO()
+    small.save(out, format="JPEG", quality=quality)
+    return out.getvalue()

@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     queue_url: str = ""
     dlq_url: str = ""
     bucket_name: str = "photo-restore-local"
+    # The EventBridge bus that restore events go to; empty: events are only logged.
+    event_bus_name: str = ""
+
+    # --- The operator's bill -----------------------------------------------------------------
+    # Restore requests per user in any 24 h, not counting attempts that failed for a provider or
+    # system reason; 0 means unlimited.
+    daily_restores_per_user: int = Field(default=20, ge=0)
 
     # --- Timing of the pipeline: must agree with template.yaml -------------------------------
     # The worker's worst case: (1 + retries) x read timeout + backoff + result download < 300 s.

@@ -15,9 +15,6 @@ if TYPE_CHECKING:
 
     from photo_restore.attempts import Attempt
 
-# Temporary objects live under this prefix; a bucket lifecycle rule expires them.
-TEMPORARY_PREFIX = "tmp/"
-
 
 def original_key(owner_id: str, photo_id: uuid.UUID, extension: str) -> str:
     """Where the existing app's upload stores an original (template: OriginalsPrefix)."""
@@ -27,20 +24,36 @@ def original_key(owner_id: str, photo_id: uuid.UUID, extension: str) -> str:
 def restored_key(attempt: Attempt) -> str:
     """`restored/{job_id}/{timestamp}.jpg` (job id = photo id), fixed per attempt by its creation
     time: a retry overwrites the same key, never orphans another."""
+    return f"{_attempt_prefix(attempt)}.jpg"
+
+
+def before_key(attempt: Attempt) -> str:
+    """Beside the restoration: the upright JPEG the model was given (the "before" view, and the
+    input SiliconFlow fetches when it fetches by URL)."""
+    return f"{_attempt_prefix(attempt)}.before.jpg"
+
+
+def thumbnail_key(attempt: Attempt) -> str:
+    """Beside the restoration: its gallery thumbnail."""
+    return f"{_attempt_prefix(attempt)}.thumb.jpg"
+
+
+def attempt_image_keys(attempt: Attempt) -> list[str]:
+    return [restored_key(attempt), before_key(attempt), thumbnail_key(attempt)]
+
+
+def _attempt_prefix(attempt: Attempt) -> str:
     stamp = attempt.created_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"restored/{attempt.photo_id}/{stamp}.jpg"
+    return f"restored/{attempt.photo_id}/{stamp}"
 
 
-def discard_restoration_of_failed_attempt(storage: ObjectStorage, attempt: Attempt) -> None:
-    """A failed attempt owns no image: remove what a delivery stored before it failed.
+def discard_images_of_unsuccessful_attempt(storage: ObjectStorage, attempt: Attempt) -> None:
+    """A failed or canceled attempt owns no image: remove what a delivery stored before.
 
-    Only for attempts already recorded as failed, so no later commit can point at the key.
+    Only for attempts already recorded as settled that way, so no later commit can point at
+    these keys.
     """
-    storage.delete(restored_key(attempt))
-
-
-def preprocessed_key(attempt_id: uuid.UUID) -> str:
-    return f"{TEMPORARY_PREFIX}preprocessed/{attempt_id}.jpg"
+    storage.delete_many(attempt_image_keys(attempt))
 
 
 def _is_missing(error: ClientError) -> bool:
@@ -87,6 +100,29 @@ class ObjectStorage:
             self._s3.delete_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError) as error:
             raise _unavailable("delete", error) from error
+
+    def delete_many(self, keys: list[str]) -> None:
+        """One request for several keys; missing ones are fine, as for `delete`."""
+        objects: Any = [{"Key": key} for key in keys]
+        try:
+            answer = self._s3.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable("delete", error) from error
+        if answer.get("Errors"):
+            raise DependencyUnavailable(f"S3 delete failed ({answer['Errors'][0].get('Code')})")
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if _is_missing(error):
+                return False
+            raise _unavailable("head", error) from error
+        except BotoCoreError as error:
+            raise _unavailable("head", error) from error
+        return True
 
     def presigned_get_url(self, key: str, *, expires_seconds: int) -> str:
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}

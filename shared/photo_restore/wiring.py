@@ -17,6 +17,7 @@ from photo_restore.settings import Settings, get_settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from photo_restore.events import RestoreAnnouncer
     from photo_restore.queue import RestoreQueue
     from photo_restore.repository import SqlRepository
     from photo_restore.restore_giveup import RestoreGiveUp
@@ -111,17 +112,50 @@ def restore_queue() -> RestoreQueue:
 
 
 @cache
+def restore_announcer() -> RestoreAnnouncer:
+    from photo_restore import aws
+    from photo_restore.events import (
+        EventBridgePublisher,
+        EventPublisher,
+        NoEvents,
+        RestoreAnnouncer,
+    )
+    from photo_restore.observability import count_in_current_handler
+
+    bus = get_settings().event_bus_name
+    publisher: EventPublisher = (
+        EventBridgePublisher(aws.events_client(), bus) if bus else NoEvents()
+    )
+    return RestoreAnnouncer(
+        repository(),
+        publisher,
+        on_publish_failed=lambda: count_in_current_handler("EventPublishFailed"),
+    )
+
+
+@cache
 def restore_giveup() -> RestoreGiveUp:
     from photo_restore.restore_giveup import RestoreGiveUp
 
-    return RestoreGiveUp(repository=repository(), storage=object_storage(), settings=get_settings())
+    return RestoreGiveUp(
+        repository=repository(),
+        storage=object_storage(),
+        announcer=restore_announcer(),
+        settings=get_settings(),
+    )
 
 
 @cache
 def restore_requests() -> RestoreRequests:
     from photo_restore.restore_requests import RestoreRequests
 
-    return RestoreRequests(repository(), restore_queue(), object_storage(), get_settings())
+    return RestoreRequests(
+        repository(),
+        restore_queue(),
+        object_storage(),
+        get_settings(),
+        announcer=restore_announcer(),
+    )
 
 
 _engines = _EngineForCurrentUrl()
@@ -136,6 +170,14 @@ def reset() -> None:
     _engines.dispose()
     for hook in _RESET_HOOKS:
         hook()
-    for built in (restore_requests, restore_giveup, restore_queue, object_storage, repository):
+    built_parts = (
+        restore_requests,
+        restore_giveup,
+        restore_announcer,
+        restore_queue,
+        object_storage,
+        repository,
+    )
+    for built in built_parts:
         built.cache_clear()
     get_settings.cache_clear()

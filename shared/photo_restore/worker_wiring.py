@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import cache, partial
 
 from photo_restore import wiring
+from photo_restore.events import RestoreAnnouncer
 from photo_restore.queue import RestoreQueue
 from photo_restore.repository import Repository
 from photo_restore.restore_runs import RestoreRun
@@ -21,6 +22,7 @@ def restore_run() -> RestoreRun:
         repository=wiring.repository(),
         storage=wiring.object_storage(),
         queue=wiring.restore_queue(),
+        announcer=wiring.restore_announcer(),
         # Looked up per request (Powertools caches it for a few minutes): rotation works.
         api_key=partial(wiring.siliconflow_api_key, settings),
     )
@@ -36,6 +38,7 @@ def build_restore_run(
     storage: ObjectStorage,
     queue: RestoreQueue,
     api_key: str | Callable[[], str],
+    announcer: RestoreAnnouncer | None = None,
 ) -> RestoreRun:
     from photo_restore.preprocess import PreprocessLimits, preprocess_image
     from photo_restore.result_download import ResultDownloader
@@ -54,5 +57,6 @@ def build_restore_run(
         editor=SiliconFlowClient.from_settings(settings, api_key=api_key),
         preprocess=partial(preprocess_image, limits=PreprocessLimits.from_settings(settings)),
         fetch_result=downloader.download,
+        announcer=announcer,
         settings=settings,
     )

@@ -31,6 +31,7 @@ FUNCTIONS = {
 # (photo_restore_tools.template.api_routes), and test_openapi ties them to the handler's.
 ROUTES = {
     "POST /photos/{photo_id}/restore",
+    "DELETE /photos/{photo_id}/restore",
     "GET /photos/{photo_id}",
     "GET /photos/{photo_id}/restores",
     "PUT /photos/{photo_id}/selected-restore",
@@ -155,7 +156,7 @@ def test_dlq_keeps_messages_14_days_and_allows_redrive_from_the_restore_queue(
 # --- Bucket ----------------------------------------------------------------------------------
 
 
-def test_bucket_is_private_encrypted_and_expires_temporary_objects(
+def test_bucket_is_private_and_encrypted_and_nothing_stored_expires(
     resources: dict[str, Any],
 ) -> None:
     bucket = properties(resources, "PhotoBucket")
@@ -164,10 +165,10 @@ def test_bucket_is_private_encrypted_and_expires_temporary_objects(
     assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
     assert len(bucket["PublicAccessBlockConfiguration"]) == 4
     assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
-    expiring = [
-        r for r in bucket["LifecycleConfiguration"]["Rules"] if r.get("ExpirationInDays") == 1
-    ]
-    assert [r["Prefix"] for r in expiring] == ["tmp/"]
+    # Before images and thumbnails live beside their restoration: no rule may expire them.
+    rules = bucket["LifecycleConfiguration"]["Rules"]
+    assert [r for r in rules if "ExpirationInDays" in r] == []
+    assert [r["Id"] for r in rules] == ["AbortIncompleteUploads"]
 
 
 def test_bucket_policy_denies_requests_without_tls(resources: dict[str, Any]) -> None:
@@ -395,21 +396,25 @@ def test_each_function_role_grants_exactly_what_its_handler_needs(
     poll_dlq = {(action, "sqs:RestoreDeadLetterQueue") for action in SQS_POLLER}
     settle = {("s3:GetObject", RESTORED), ("s3:DeleteObject", RESTORED), ("s3:ListBucket", BUCKET)}
     worker_objects = {
-        (action, f"${{PhotoBucket.Arn}}/{prefix}/*")
-        for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
-        for prefix in ("restored", "tmp")
+        (action, RESTORED) for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
     }
+    [publish] = {grant for grant in inline_grants(translated, "ApiFunction") if "events:" in grant[0]}
+    assert publish[0] == "events:PutEvents" and "event-bus/${eventBusName}" in publish[1]
+    assert "'Ref': 'EventBusName'" in publish[1]
     assert inline_grants(translated, "ApiFunction") == {
         ("sqs:SendMessage*", "sqs:RestoreQueue"),
         ("s3:GetObject", RESTORED),
+        ("s3:DeleteObject", RESTORED),  # a cancel removes the before image already stored
+        publish,
     }
     assert inline_grants(translated, "WorkerFunction") == poll_restore | worker_objects | {
         ("sqs:SendMessage*", "sqs:RestoreQueue"),
         ("s3:GetObject", "${PhotoBucket.Arn}/${OriginalsPrefix}*"),
         ("s3:ListBucket", BUCKET),
+        publish,
     }
-    assert inline_grants(translated, "DlqFunction") == poll_dlq | settle
-    assert inline_grants(translated, "SweeperFunction") == settle
+    assert inline_grants(translated, "DlqFunction") == poll_dlq | settle | {publish}
+    assert inline_grants(translated, "SweeperFunction") == settle | {publish}
 
 
 def test_secrets_are_readable_only_by_name_and_only_by_the_functions_that_use_them(

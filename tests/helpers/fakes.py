@@ -18,17 +18,32 @@ from typing import Any
 
 from photo_restore.attempts import (
     DELIVERIES,
+    ENQUEUED_AT,
     ERROR,
+    EVENT_PUBLISHED_AT,
+    FINAL_STATES,
+    FINISHED_AT,
     LAST_TRANSIENT_ERROR,
     PENDING_S3_KEY,
+    PHASE,
+    PHASE_STARTED_AT,
+    STARTED_AT,
+    THUMBNAIL_KEY,
     WAITING_FOR_CAPACITY,
     Attempt,
+    Phase,
 )
 from photo_restore.attempts import AttemptState as State
-from photo_restore.errors import DependencyUnavailable, OriginalMissing, QueueUnavailable
+from photo_restore.errors import (
+    NOT_USER_CAUSED_CODES,
+    DependencyUnavailable,
+    OriginalMissing,
+    QueueUnavailable,
+)
+from photo_restore.events import EventPublishFailed, RestoreEvent
 from photo_restore.photos import Photo
 from photo_restore.queue import Delivery, RestoreMessage, RestoreQueue
-from photo_restore.repository import FailedRestore
+from photo_restore.repository import AttemptCursor, FailedRestore, QuotaUsage
 from photo_restore.siliconflow import SiliconFlowRequest, SiliconFlowResponse
 from photo_restore.status import (
     RESTORABLE_STATUSES,
@@ -118,6 +133,72 @@ class FakeTransaction:
     def newest_attempt(self, photo_id: uuid.UUID) -> Attempt | None:
         return next(iter(self.attempts(photo_id)), None)
 
+    def attempts_page(
+        self, photo_id: uuid.UUID, *, limit: int, after: AttemptCursor | None = None
+    ) -> list[Attempt]:
+        mine = self.attempts(photo_id)
+        if after is not None:
+            mine = [a for a in mine if (a.created_at, a.id) < (after.created_at, after.attempt_id)]
+        return mine[:limit]
+
+    def selected_restore_id(self, photo_id: uuid.UUID) -> uuid.UUID | None:
+        selected: uuid.UUID | None = self._t.jobs.get(photo_id, {}).get("selected_restore_id")
+        return selected
+
+    def _owned_recent(self, owner_id: str, window: timedelta) -> list[Attempt]:
+        since = self._clock.now - window
+        return [
+            a
+            for a in self._t.attempts.values()
+            if self._t.photos[a.photo_id].owner_id == owner_id and a.created_at > since
+        ]
+
+    def keyed_attempt(self, owner_id: str, key: str, *, window: timedelta) -> Attempt | None:
+        keyed = [a for a in self._owned_recent(owner_id, window) if a.idempotency_key == key]
+        return max(keyed, key=lambda a: (a.created_at, a.id), default=None)
+
+    def quota_usage(self, owner_id: str, *, window: timedelta) -> QuotaUsage:
+        counted = [
+            a
+            for a in self._owned_recent(owner_id, window)
+            if (a.params.get(ERROR) or {}).get("code") not in NOT_USER_CAUSED_CODES
+        ]
+        if not counted:
+            return QuotaUsage(0, 0)
+        oldest = min(a.created_at for a in counted)
+        left = (oldest + window - self._clock.now).total_seconds()
+        return QuotaUsage(len(counted), max(0, int(-(-left // 1))))
+
+    def inference_seconds_median(self, *, sample: int) -> float | None:
+        done = [a for a in self._t.attempts.values() if a.state is State.SUCCEEDED]
+        done.sort(key=lambda a: (a.created_at, a.id), reverse=True)
+        times = sorted(
+            float(a.params["inference_time_seconds"])
+            for a in done[:sample]
+            if isinstance(a.params.get("inference_time_seconds"), int | float)
+        )
+        if not times:
+            return None
+        middle = len(times) // 2
+        return times[middle] if len(times) % 2 else (times[middle - 1] + times[middle]) / 2
+
+    def unannounced_attempts(
+        self, *, finished_before: timedelta, window: timedelta
+    ) -> list[Attempt]:
+        return [
+            a
+            for a in self._t.attempts.values()
+            if a.state in FINAL_STATES
+            and FINISHED_AT in a.params
+            and not a.event_published
+            and a.created_at > self._clock.now - window
+            and a.finished_at is not None
+            and a.finished_at < self._clock.now - finished_before
+        ]
+
+    def lock_owner(self, owner_id: str) -> None:
+        """The fake runs one transaction at a time: nothing to wait for."""
+
     def idle_processing_photo_ids(self, idle_before: datetime) -> list[uuid.UUID]:
         return [
             p.id
@@ -168,7 +249,15 @@ class FakeTransaction:
         if not count_delivery:
             return self._set_photo(photo)
         attempt = self._t.attempts[attempt_id]
-        self._set_attempt(attempt, params={**attempt.params, DELIVERIES: attempt.deliveries + 1})
+        now = self._stamp()
+        params = {k: v for k, v in attempt.params.items() if k != WAITING_FOR_CAPACITY}
+        params |= {
+            DELIVERIES: attempt.deliveries + 1,
+            PHASE: Phase.PREPROCESSING.value,
+            PHASE_STARTED_AT: now,
+            STARTED_AT: attempt.params.get(STARTED_AT, now),
+        }
+        self._set_attempt(attempt, params=params)
         return self._set_photo(photo)
 
     def complete_attempt(
@@ -187,8 +276,10 @@ class FakeTransaction:
         attempt = self._t.attempts[attempt_id]
         dropped = (LAST_TRANSIENT_ERROR, WAITING_FOR_CAPACITY)
         merged = {k: v for k, v in attempt.params.items() if k not in dropped}
-        self._set_attempt(attempt, s3_key=s3_key, params=merged | dict(params))
+        merged |= dict(params) | {FINISHED_AT: self._stamp()}
+        self._set_attempt(attempt, s3_key=s3_key, params=merged)
         self._t.jobs[photo_id]["selected_restore_id"] = attempt_id
+        self._t.jobs[photo_id]["thumbnail_s3_key"] = params.get(THUMBNAIL_KEY)
         return True
 
     def fail_attempt(
@@ -204,8 +295,43 @@ class FakeTransaction:
             return False
         self._revert(photo)
         attempt = self._t.attempts[attempt_id]
-        self._set_attempt(attempt, params={**attempt.params, ERROR: dict(error)})
+        ended = {ERROR: dict(error), FINISHED_AT: self._stamp()}
+        self._set_attempt(attempt, params={**attempt.params, **ended})
         return True
+
+    def cancel_in_flight(
+        self, photo_id: uuid.UUID, owner_id: str, error: Mapping[str, Any]
+    ) -> Attempt | None:
+        newest = self.newest_attempt(photo_id)
+        if newest is None or self._in_flight_photo(photo_id, newest.id) is None:
+            return None
+        if self._t.photos[photo_id].owner_id != owner_id:
+            return None
+        self.fail_attempt(photo_id=photo_id, attempt_id=newest.id, error=error)
+        return self._t.attempts[newest.id]
+
+    def set_phase(
+        self, attempt_id: uuid.UUID, phase: Phase, extra: Mapping[str, Any] | None = None
+    ) -> bool:
+        attempt = self._t.attempts.get(attempt_id)
+        if attempt is None or attempt.state is not State.PENDING:
+            return False
+        patch = {PHASE: phase.value, PHASE_STARTED_AT: self._stamp(), **(extra or {})}
+        self._set_attempt(attempt, params={**attempt.params, **patch})
+        return True
+
+    def mark_event_published(self, attempt_id: uuid.UUID) -> None:
+        self._stamp_attempt(attempt_id, EVENT_PUBLISHED_AT)
+
+    def mark_enqueued(self, attempt_id: uuid.UUID) -> None:
+        self._stamp_attempt(attempt_id, ENQUEUED_AT)
+
+    def _stamp_attempt(self, attempt_id: uuid.UUID, key: str) -> None:
+        attempt = self._t.attempts[attempt_id]
+        self._set_attempt(attempt, params={**attempt.params, key: self._stamp()})
+
+    def _stamp(self) -> str:
+        return self._clock().isoformat()
 
     def note_transient_error(self, attempt_id: uuid.UUID, record: Mapping[str, Any]) -> bool:
         attempt = self._t.attempts.get(attempt_id)
@@ -233,9 +359,12 @@ class FakeTransaction:
         self._revert(photo)
         return True
 
-    def select_restore(self, *, photo_id: uuid.UUID, attempt_id: uuid.UUID, s3_key: str) -> None:
-        self._set_photo(self._t.photos[photo_id], processed_key=s3_key, touch=False)
-        self._t.jobs[photo_id]["selected_restore_id"] = attempt_id
+    def select_restore(self, attempt: Attempt) -> None:
+        photo = self._t.photos[attempt.photo_id]
+        self._set_photo(photo, processed_key=attempt.restored_key, touch=False)
+        job = self._t.jobs[attempt.photo_id]
+        job["selected_restore_id"] = attempt.id
+        job["thumbnail_s3_key"] = attempt.thumbnail_key
 
     def _in_flight_photo(self, photo_id: uuid.UUID, attempt_id: uuid.UUID) -> Photo | None:
         photo = self._t.photos.get(photo_id)
@@ -276,6 +405,13 @@ class FakeStorage(ObjectStorage):
 
     def delete(self, key: str) -> None:
         self.objects.pop(key, None)
+
+    def delete_many(self, keys: list[str]) -> None:
+        for key in keys:
+            self.objects.pop(key, None)
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
 
     def presigned_get_url(self, key: str, *, expires_seconds: int) -> str:
         return f"https://fake.s3/{key}?expires={expires_seconds}"
@@ -324,3 +460,16 @@ def ok_response(**fields: Any) -> SiliconFlowResponse:
         "trace_id": "ti_fake",
     }
     return SiliconFlowResponse(**(defaults | fields))
+
+
+class FakePublisher:
+    """Keeps the events published; `refusing` makes every publish fail as an outage would."""
+
+    def __init__(self) -> None:
+        self.events: list[RestoreEvent] = []
+        self.refusing = False
+
+    def publish(self, event: RestoreEvent) -> None:
+        if self.refusing:
+            raise EventPublishFailed("EventBridge put_events failed: fake outage")
+        self.events.append(event)

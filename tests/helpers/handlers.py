@@ -50,8 +50,22 @@ def call_api(
     **event: Any,
 ) -> tuple[int, Any]:
     """One HTTP API event through the API handler; (status, JSON body)."""
+    status, _, body = call_api_with_headers(api, method, path, claims=claims, **event)
+    return status, body
+
+
+def call_api_with_headers(
+    api: ModuleType,
+    method: str,
+    path: str,
+    *,
+    claims: dict[str, Any] | None = None,
+    **event: Any,
+) -> tuple[int, dict[str, str], Any]:
+    """(status, response headers lower-cased, JSON body)."""
     response = api.lambda_handler(
         http_api_event(method=method, raw_path=path, claims=claims, **event),
         LocalLambdaContext(function_name="photo-restore-api"),
     )
-    return int(response["statusCode"]), json.loads(response.get("body") or "null")
+    headers = {str(k).lower(): str(v) for k, v in (response.get("headers") or {}).items()}
+    return int(response["statusCode"]), headers, json.loads(response.get("body") or "null")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from photo_restore_tools.local.event_source import SqsEventSource
 from photo_restore_tools.local.photos import StoredPhoto
 from photo_restore_tools.local.siliconflow_standin import SiliconFlowStandIn
 from tests.helpers import records
-from tests.helpers.handlers import call_api, load_handler
+from tests.helpers.handlers import call_api, call_api_with_headers, load_handler
 
 
 def queue_is_empty(sqs: Any, queue_url: str) -> bool:
@@ -82,6 +83,25 @@ class Pipeline:
         claims = {"sub": owner, "email": "ada@example.com"}
         return call_api(self.api, method, path, claims=claims, **event)
 
+    def call_api_with_headers(
+        self, method: str, path: str, owner: str, **event: Any
+    ) -> tuple[int, dict[str, str], Any]:
+        claims = {"sub": owner, "email": "ada@example.com"}
+        return call_api_with_headers(self.api, method, path, claims=claims, **event)
+
+    def published_events(self, events_queue_url: str) -> list[dict[str, Any]]:
+        """What a subscriber of the bus received so far (the rule's queue, drained)."""
+        received: list[dict[str, Any]] = []
+        while batch := self.sqs.receive_message(
+            QueueUrl=events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        ).get("Messages"):
+            for message in batch:
+                received.append(json.loads(message["Body"]))
+                self.sqs.delete_message(
+                    QueueUrl=events_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+        return received
+
     def request_restore(self, photo: StoredPhoto) -> uuid.UUID:
         status, body = self.call_api("POST", f"/photos/{photo.id}/restore", photo.owner_id)
         assert status == 202, body
@@ -114,11 +134,14 @@ class Pipeline:
         return records.attempt(self.engine, attempt_id)
 
     def restored_keys(self, photo_id: uuid.UUID) -> list[str]:
+        """Everything stored for the photo's attempts (restorations, before images and
+        thumbnails), sorted."""
         listing = self.s3.list_objects_v2(
             Bucket=self.settings.bucket_name, Prefix=f"restored/{photo_id}/"
         )
-        return [o["Key"] for o in listing.get("Contents", [])]
+        return sorted(o["Key"] for o in listing.get("Contents", []))
 
-    def temporary_keys(self) -> list[str]:
-        listing = self.s3.list_objects_v2(Bucket=self.settings.bucket_name, Prefix="tmp/")
-        return [o["Key"] for o in listing.get("Contents", [])]
+    def keys_of(self, *attempts: Attempt) -> list[str]:
+        """What succeeded attempts own: their restoration, before image and thumbnail."""
+        owned = [(a.s3_key, a.before_key, a.thumbnail_key) for a in attempts]
+        return sorted(key for keys in owned for key in keys if key)

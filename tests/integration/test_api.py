@@ -162,7 +162,12 @@ def test_malformed_ids_and_bodies_get_a_4xx_with_a_reason(
         }
     status, response = api(method, path, owner=photo.owner_id, **json_or_raw(body))
     assert 400 <= status < 500
-    assert response
+    # The one error shape, with nothing null: a 422 names the field at fault.
+    assert response["error"] in ("invalid_request", "unreadable_body") and response["message"]
+    assert None not in response.values()
+    if status == 422:
+        assert response["error"] == "invalid_request" and response["field"]
+        assert response["message"].startswith(response["field"])
 
 
 def test_a_body_that_is_not_json_is_a_4xx(api: Call, engine: Engine) -> None:

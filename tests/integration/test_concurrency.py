@@ -36,7 +36,7 @@ def race(requests: RestoreRequests, caller: Caller, photo_id: uuid.UUID) -> list
     def request(_: int) -> Any:
         start.wait()
         try:
-            return requests.request_restore(caller, photo_id)
+            return requests.request_restore(caller, photo_id).body
         except AlreadyProcessing as conflict:
             return conflict
 

@@ -40,11 +40,12 @@ class CrashingQueue(RestoreQueue):
 
 
 class CrashAfterStoringRestored(ObjectStorage):
-    """Stores the restored image, then 'dies' before the database commit."""
+    """Stores the before image, the restoration and its thumbnail (the last write), then 'dies'
+    before the database commit."""
 
     def write_jpeg(self, key: str, data: bytes) -> None:
         super().write_jpeg(key, data)
-        if key.startswith("restored/"):
+        if key.endswith(".thumb.jpg"):
             raise SimulatedCrash
 
 
@@ -116,7 +117,7 @@ def test_an_sqs_error_after_commit_undoes_the_claim_and_answers_503(
     assert attempt.params["error"]["code"] == "queue_unavailable"
     # The client may simply try again.
     retry = requests_with(settings, engine, RestoreQueue(sqs, settings.queue_url))
-    assert retry.request_restore(Caller(photo.owner_id, None), photo.id).status == "processing"
+    assert retry.request_restore(Caller(photo.owner_id, None), photo.id).body.status == "processing"
 
 
 def test_a_crash_between_commit_and_enqueue_is_settled_by_the_sweeper(
@@ -182,22 +183,24 @@ def test_a_crash_between_storing_and_committing_is_retried_without_orphans(
     pipeline: Pipeline,
 ) -> None:
     photo, attempt_id, _ = crash_after_storing(pipeline)
-    [stored_before_crash] = pipeline.restored_keys(photo.id)
+    stored_before_crash = sorted(pipeline.restored_keys(photo.id))
+    assert len(stored_before_crash) == 3  # before image, restoration, thumbnail
     assert pipeline.photo(photo.id).status == "processing"
 
     pipeline.drain()  # SQS redelivers the message the crashed invocation never deleted
 
     attempt = pipeline.attempt(attempt_id)
     assert pipeline.photo(photo.id).status == "ready"
-    assert attempt.s3_key == stored_before_crash
-    assert pipeline.restored_keys(photo.id) == [stored_before_crash]
+    assert attempt.s3_key in stored_before_crash
+    assert pipeline.keys_of(attempt) == stored_before_crash
+    assert pipeline.restored_keys(photo.id) == stored_before_crash  # overwritten
 
 
 def test_a_stored_image_whose_retries_all_fail_is_deleted_by_the_dlq_handler(
     pipeline: Pipeline,
 ) -> None:
     photo, attempt_id, message = crash_after_storing(pipeline)
-    assert len(pipeline.restored_keys(photo.id)) == 1
+    assert len(pipeline.restored_keys(photo.id)) == 3
 
     report = pipeline.dlq.wiring.restore_giveup().settle_dead_message(message.model_dump_json())
 
@@ -264,7 +267,7 @@ def test_an_unreachable_database_is_a_503_for_every_use_case(settings: Settings,
     )
     caller, photo_id = Caller("someone", None), uuid.uuid4()
     calls: list[Callable[[], object]] = [
-        lambda: requests.request_restore(caller, photo_id),
+        lambda: requests.request_restore(caller, photo_id).body,
         lambda: requests.get_photo(caller, photo_id),
         lambda: requests.list_restores(caller, photo_id),
         lambda: requests.select_restore(caller, photo_id, uuid.uuid4()),
@@ -283,7 +286,7 @@ def test_an_unreachable_database_is_a_503_for_every_use_case(settings: Settings,
 
 def test_a_stored_image_is_deleted_when_the_retry_fails_permanently(pipeline: Pipeline) -> None:
     photo, attempt_id, _ = crash_after_storing(pipeline)
-    assert len(pipeline.restored_keys(photo.id)) == 1
+    assert len(pipeline.restored_keys(photo.id)) == 3
 
     pipeline.standin.enqueue(Behaviour.error(400, "refused on the retry"))
     pipeline.drain()

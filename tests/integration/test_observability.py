@@ -29,12 +29,16 @@ def test_domain_logs_carry_the_service_of_the_handler_that_runs(
     dlq = load_handler("dlq", pipeline_settings)  # imported last
     output = io.StringIO()
     handlers = [module.tools.logger.registered_handler for module in (worker, dlq)]
-    previous = [handler.setStream(output) for handler in handlers]  # both, in write order
+    # Assigned, not setStream(): that flushes the old stream, which may be an earlier test's
+    # closed capture (Powertools keeps one handler per service across imports).
+    previous = [handler.stream for handler in handlers]
+    for handler in handlers:
+        handler.stream = output
     try:
         check_services(pipeline, pipeline_settings, worker, dlq, output)
     finally:
         for handler, stream in zip(handlers, previous, strict=True):
-            handler.setStream(stream)
+            handler.stream = stream
 
 
 def check_services(

@@ -28,13 +28,22 @@ def test_a_restore_request_ends_with_a_stored_restoration_and_a_ready_photo(
     assert attempt.s3_key.startswith(f"restored/{photo.id}/")
     assert attempt.s3_key.endswith(".jpg")
     assert settled.processed_key == attempt.s3_key
-    assert pipeline.restored_keys(photo.id) == [attempt.s3_key]
+    assert pipeline.restored_keys(photo.id) == pipeline.keys_of(attempt)
+    assert len(pipeline.keys_of(attempt)) == 3
     stored = pipeline.s3.get_object(Bucket=pipeline.settings.bucket_name, Key=attempt.s3_key)
     assert Image.open(io.BytesIO(stored["Body"].read())).format == "JPEG"
 
     params = attempt.params
-    # The seed's fields, plus the model (set with the attempt) and the provider's trace id.
+    # The seed's fields, plus the model (set with the attempt), the provider's trace id, the
+    # progress times, the images beside the restoration, and the event's bookkeeping.
     assert set(params) == {
+        "phase",
+        "phase_started_at",
+        "started_at",
+        "finished_at",
+        "before_key",
+        "thumbnail_key",
+        "event_published_at",
         "provider",
         "model",
         "prompt",
@@ -75,8 +84,16 @@ def test_a_restore_request_ends_with_a_stored_restoration_and_a_ready_photo(
     assert sent["model"] == "Qwen/Qwen-Image-Edit"
     assert sent["cfg"] == 4.0
     assert "image_size" not in sent and "guidance_scale" not in sent
-    # The temporary preprocessed input is removed once the attempt is settled.
-    assert pipeline.temporary_keys() == []
+    # Beside the restoration: the upright JPEG the model saw (the "before" view)...
+    assert attempt.before_key
+    before = pipeline.s3.get_object(Bucket=pipeline.settings.bucket_name, Key=attempt.before_key)
+    with Image.open(io.BytesIO(before["Body"].read())) as before_image:
+        assert (before_image.format, before_image.size) == ("JPEG", (3584, 2688))
+    # ...and the gallery thumbnail, longest side 512.
+    assert attempt.thumbnail_key
+    thumb = pipeline.s3.get_object(Bucket=pipeline.settings.bucket_name, Key=attempt.thumbnail_key)
+    with Image.open(io.BytesIO(thumb["Body"].read())) as thumbnail:
+        assert thumbnail.format == "JPEG" and max(thumbnail.size) == 512
 
     status, body = pipeline.call_api("GET", f"/photos/{photo.id}", photo.owner_id)
     assert status == 200
@@ -142,7 +159,7 @@ def test_a_duplicate_delivery_changes_nothing(pipeline: Pipeline) -> None:
     assert len(pipeline.standin.requests) == 1
     assert pipeline.attempt(attempt_id) == first
     assert pipeline.photo(photo.id).status == "ready"
-    assert pipeline.restored_keys(photo.id) == [first.s3_key]
+    assert pipeline.restored_keys(photo.id) == pipeline.keys_of(first)
 
 
 def test_a_message_for_an_older_attempt_cannot_settle_the_newer_one(pipeline: Pipeline) -> None:
@@ -154,7 +171,9 @@ def test_a_message_for_an_older_attempt_cannot_settle_the_newer_one(pipeline: Pi
     pipeline.sqs.send_message(QueueUrl=pipeline.settings.queue_url, MessageBody=_json(stale))
     pipeline.drain()
     assert pipeline.photo(photo.id).processed_key == pipeline.attempt(new_attempt).s3_key
-    assert len(pipeline.restored_keys(photo.id)) == 2
+    assert pipeline.restored_keys(photo.id) == pipeline.keys_of(
+        pipeline.attempt(old_attempt), pipeline.attempt(new_attempt)
+    )
 
 
 @pytest.mark.parametrize(
@@ -343,7 +362,7 @@ def test_the_dlq_handler_is_idempotent(pipeline: Pipeline) -> None:
     pipeline.drain(pipeline.dlq_source)
     assert pipeline.photo(photo.id).status == "ready"
     assert "error" not in pipeline.attempt(attempt_id).params
-    assert len(pipeline.restored_keys(photo.id)) == 1
+    assert pipeline.restored_keys(photo.id) == pipeline.keys_of(pipeline.attempt(attempt_id))
 
 
 def test_the_worker_acknowledges_messages_that_are_not_restore_messages(

@@ -170,3 +170,84 @@ def test_a_rotated_database_url_is_used_without_a_redeploy(
     assert application_name() == "rotated" != before
     assert wiring.repository().engine is not first_engine
     wiring.reset()
+
+
+def claimed_attempt(engine: Engine, repository: SqlRepository, **params: object) -> uuid.UUID:
+    photo = insert_photo(engine)
+    attempt_id = uuid.uuid4()
+    with repository.transaction() as tx:
+        tx.claim_photo(photo.id, photo.owner_id)
+        tx.ensure_job(photo.id, None)
+        tx.insert_attempt(
+            attempt_id=attempt_id, photo_id=photo.id, model="Qwen/Qwen-Image-Edit", params=params
+        )
+    return attempt_id
+
+
+def test_times_recorded_by_the_database_read_back_as_aware_datetimes(
+    engine: Engine, repository: SqlRepository
+) -> None:
+    attempt_id = claimed_attempt(engine, repository)
+    attempt = records.attempt(engine, attempt_id)
+    with repository.transaction() as tx:
+        assert tx.start_attempt(attempt.photo_id, attempt_id) is not None
+        first_start = tx.attempt(attempt_id)
+        assert tx.start_attempt(attempt.photo_id, attempt_id) is not None  # a redelivery
+    started = records.attempt(engine, attempt_id)
+    assert first_start is not None and first_start.started_at is not None
+    assert started.started_at == first_start.started_at  # the first delivery's, kept
+    assert started.phase.value == "preprocessing" and started.deliveries == 2
+    assert started.started_at.tzinfo is not None
+    assert abs(started.started_at - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+def test_events_whose_publish_failed_are_found_until_marked_published(
+    engine: Engine, repository: SqlRepository
+) -> None:
+    attempt_id = claimed_attempt(engine, repository)
+    attempt = records.attempt(engine, attempt_id)
+    with repository.transaction() as tx:
+        tx.fail_attempt(
+            photo_id=attempt.photo_id, attempt_id=attempt_id, error={"code": "corrupt_image"}
+        )
+
+    def unannounced() -> set[uuid.UUID]:
+        with repository.transaction() as tx:
+            found = tx.unannounced_attempts(
+                finished_before=timedelta(minutes=5), window=timedelta(days=2)
+            )
+        return {a.id for a in found}
+
+    assert attempt_id not in unannounced()  # too fresh: its publisher may be at work
+    with engine.begin() as conn:  # ten minutes later
+        conn.execute(
+            text(
+                "UPDATE restore_attempts SET params = (params::jsonb || jsonb_build_object("
+                "'finished_at', to_jsonb(clock_timestamp() - interval '10 minutes')))::json "
+                "WHERE id = :id"
+            ),
+            {"id": attempt_id},
+        )
+    assert attempt_id in unannounced()
+    with repository.transaction() as tx:
+        tx.mark_event_published(attempt_id)
+    assert attempt_id not in unannounced()
+
+
+def test_the_inference_median_reads_recent_successes_only(
+    engine: Engine, repository: SqlRepository
+) -> None:
+    for seconds in (4.0, 8.0, 100.0):
+        attempt_id = claimed_attempt(engine, repository)
+        attempt = records.attempt(engine, attempt_id)
+        with repository.transaction() as tx:
+            tx.complete_attempt(
+                photo_id=attempt.photo_id,
+                attempt_id=attempt_id,
+                s3_key=f"restored/{attempt.photo_id}/x.jpg",
+                params={"inference_time_seconds": seconds},
+            )
+    claimed_attempt(engine, repository, inference_time_seconds="not a number")
+    with repository.transaction() as tx:
+        assert tx.inference_seconds_median(sample=3) == 8.0  # the newest three
+        assert tx.inference_seconds_median(sample=1) == 100.0

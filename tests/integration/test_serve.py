@@ -97,6 +97,54 @@ def test_a_restore_through_serve_from_upload_to_the_restored_image(served: Serve
         assert client.get(f"/photos/{photo_id}").status_code == 401
 
 
+def wait_for_line(served: Served, text: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while not (found := [line for line in served.output if text in line]):
+        assert time.monotonic() < deadline, "\n".join(served.output[-20:])
+        time.sleep(0.1)
+    return found[0]
+
+
+def test_the_frontend_walkthrough_through_serve(served: Served) -> None:
+    """The README's curl walkthrough: a keyed request, its replay, before/after, the event."""
+    auth = {"Authorization": f"Bearer {served.token}"}
+    with httpx.Client(base_url=served.url, timeout=10) as client:
+        photo_id = client.post("/local/photos", content=old_photo(), headers=auth).json()[
+            "photo_id"
+        ]
+        keyed = auth | {"Idempotency-Key": f"walkthrough-{photo_id}"}
+        first = client.post(f"/photos/{photo_id}/restore", headers=keyed)
+        again = client.post(f"/photos/{photo_id}/restore", headers=keyed)
+        assert (first.status_code, again.status_code) == (202, 202)
+        assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+        attempt_id = first.json()["restore_attempt_id"]
+
+        line = wait_for_line(served, f"event RestoreSucceeded: photo {photo_id}")
+        assert attempt_id in line  # printed as published, from the bus's rule
+        view = client.get(f"/photos/{photo_id}", headers=auth).json()
+        assert view["status"] == "ready" and view["selected_restore_id"] == attempt_id
+        for image in (view["before"], view["after"]):
+            fetched = httpx.get(image["url"], timeout=10)
+            assert fetched.status_code == 200 and fetched.content[:3] == b"\xff\xd8\xff"
+
+        # Cancel: a second restore, canceled at once, puts the photo back to ready.
+        second = client.post(f"/photos/{photo_id}/restore", headers=auth)
+        canceled = client.delete(f"/photos/{photo_id}/restore", headers=auth)
+        assert canceled.status_code == 200, canceled.text
+        assert canceled.json()["status"] == "ready"
+        wait_for_line(served, f"event RestoreCanceled: photo {photo_id}")
+        again_canceled = client.delete(f"/photos/{photo_id}/restore", headers=auth)
+        assert (again_canceled.status_code, again_canceled.json()["error"]) == (
+            409,
+            "not_processing",
+        )
+        page = client.get(f"/photos/{photo_id}/restores?limit=1", headers=auth).json()
+        assert [r["restore_attempt_id"] for r in page["restores"]] == [
+            second.json()["restore_attempt_id"]
+        ]
+        assert page["next_cursor"]
+
+
 def test_serve_stops_cleanly_on_sigterm(served: Served) -> None:
     served.process.send_signal(signal.SIGTERM)
     assert served.process.wait(timeout=30) == 0

@@ -17,7 +17,7 @@ def claimed() -> tuple[FakeRepository, FakeStorage, RestoreMessage]:
     repository, storage = FakeRepository(), FakeStorage()
     photo = repository.add_photo()
     requests = RestoreRequests(repository, FakeQueue(), storage, Settings())
-    accepted = requests.request_restore(Caller(photo.owner_id, None), photo.id)
+    accepted = requests.request_restore(Caller(photo.owner_id, None), photo.id).body
     return (
         repository,
         storage,

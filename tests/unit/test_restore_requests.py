@@ -41,7 +41,7 @@ def test_a_restore_request_claims_records_the_attempt_and_enqueues_it(
     repository: FakeRepository, queue: FakeQueue, requests: RestoreRequests
 ) -> None:
     photo = repository.add_photo()
-    accepted = requests.request_restore(Caller(photo.owner_id, "ada@example.com"), photo.id)
+    accepted = requests.request_restore(Caller(photo.owner_id, "ada@example.com"), photo.id).body
 
     assert accepted.status == "processing"
     assert repository.photo(photo.id).status is PhotoStatus.PROCESSING
@@ -58,7 +58,7 @@ def test_a_second_request_while_processing_names_the_attempt_in_flight(
 ) -> None:
     photo = repository.add_photo()
     caller = Caller(photo.owner_id, None)
-    first = requests.request_restore(caller, photo.id)
+    first = requests.request_restore(caller, photo.id).body
     with pytest.raises(AlreadyProcessing) as conflict:
         requests.request_restore(caller, photo.id)
     assert conflict.value.restore_attempt_id == str(first.restore_attempt_id)
@@ -80,7 +80,7 @@ def test_someone_elses_photo_is_not_found(
     photo = repository.add_photo()
     stranger = Caller("someone-else", None)
     for call in (
-        lambda: requests.request_restore(stranger, photo.id),
+        lambda: requests.request_restore(stranger, photo.id).body,
         lambda: requests.get_photo(stranger, photo.id),
         lambda: requests.list_restores(stranger, photo.id),
     ):
@@ -117,7 +117,7 @@ def test_only_a_succeeded_attempt_of_the_photo_can_be_selected(
 ) -> None:
     photo = repository.add_photo()
     caller = Caller(photo.owner_id, None)
-    pending = requests.request_restore(caller, photo.id).restore_attempt_id
+    pending = requests.request_restore(caller, photo.id).body.restore_attempt_id
     with pytest.raises(RestoreNotSucceeded):
         requests.select_restore(caller, photo.id, pending)
 
@@ -135,7 +135,7 @@ def test_a_pending_attempt_shows_no_image_and_no_error(
 ) -> None:
     photo = repository.add_photo()
     caller = Caller(photo.owner_id, None)
-    accepted = requests.request_restore(caller, photo.id)
+    accepted = requests.request_restore(caller, photo.id).body
     view = requests.get_photo(caller, photo.id)
     assert view.status == "processing" and view.restored_image_url is None
     assert view.latest_attempt is not None

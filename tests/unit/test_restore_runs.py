@@ -7,24 +7,33 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from PIL import Image
 
-from photo_restore.attempts import AttemptState
+from photo_restore.attempts import AttemptState, Phase
 from photo_restore.errors import (
     CorruptImage,
     InvalidProviderResult,
     ProviderRateLimited,
     ProviderUnavailable,
 )
+from photo_restore.events import EventPublishFailed, RestoreAnnouncer
 from photo_restore.preprocess import ImagePreprocessResult
 from photo_restore.queue import Delivery, RestoreMessage, retry_delay_seconds
 from photo_restore.restore_requests import Caller, RestoreRequests
 from photo_restore.restore_runs import RestoreRun, RunOutcome, RunReport
 from photo_restore.settings import Settings
 from photo_restore.status import PhotoStatus
-from tests.helpers.fakes import FakeEditor, FakeQueue, FakeRepository, FakeStorage
+from tests.helpers.fakes import (
+    FakeEditor,
+    FakePublisher,
+    FakeQueue,
+    FakeRepository,
+    FakeStorage,
+    FakeTransaction,
+)
 
 
 def jpeg(size: tuple[int, int] = (32, 24)) -> bytes:
@@ -56,10 +65,14 @@ class World:
         self.preprocess: Callable[[bytes], ImagePreprocessResult] = prepared
         self.result = jpeg((40, 30))
         self.now = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+        self.publisher = FakePublisher()
+        self.announcer = RestoreAnnouncer(self.repository, self.publisher)
         self.photo = self.repository.add_photo()
         self.storage.objects[self.photo.original_key] = b"original bytes"
-        requests = RestoreRequests(self.repository, self.queue, self.storage, self.settings)
-        accepted = requests.request_restore(Caller(self.photo.owner_id, None), self.photo.id)
+        self.requests = requests = RestoreRequests(
+            self.repository, self.queue, self.storage, self.settings, announcer=self.announcer
+        )
+        accepted = requests.request_restore(Caller(self.photo.owner_id, None), self.photo.id).body
         self.attempt_id = accepted.restore_attempt_id
         self.message = RestoreMessage(photo_id=self.photo.id, restore_attempt_id=self.attempt_id)
         self.queue.sent.clear()
@@ -73,6 +86,7 @@ class World:
             preprocess=lambda data: self.preprocess(data),
             fetch_result=lambda url: self.result,
             settings=self.settings,
+            announcer=self.announcer,
             clock=lambda: self.now,
         )
         return run.run(message or self.message)
@@ -87,9 +101,18 @@ def test_a_run_stores_the_restoration_and_settles_the_photo_ready() -> None:
     assert attempt.state is AttemptState.SUCCEEDED
     assert world.repository.photo(world.photo.id).status is PhotoStatus.READY
     assert world.repository.photo(world.photo.id).processed_key == attempt.s3_key
-    assert world.storage.keys("restored/") == [attempt.s3_key]
+    assert attempt.before_key and attempt.thumbnail_key
+    assert world.storage.keys("restored/") == sorted(
+        [attempt.s3_key, attempt.before_key, attempt.thumbnail_key]
+    )
     assert world.storage.objects[attempt.s3_key] == world.result
-    assert world.storage.keys("tmp/") == []  # the preprocessed input is gone
+    assert world.storage.objects[attempt.before_key] == jpeg()  # what the model was given
+    with Image.open(io.BytesIO(world.storage.objects[attempt.thumbnail_key])) as thumbnail:
+        assert thumbnail.format == "JPEG" and thumbnail.size == (40, 30)  # never upscaled
+    assert world.repository.tables.jobs[world.photo.id]["thumbnail_s3_key"] == (
+        attempt.thumbnail_key
+    )
+    assert attempt.phase is Phase.SUCCEEDED and attempt.started_at and attempt.finished_at
     assert attempt.params["seed"] == 123456 and attempt.params["provider_trace_id"] == "ti_fake"
     assert world.storage.objects[world.photo.original_key] == b"original bytes"
 
@@ -274,3 +297,147 @@ def test_the_result_records_its_real_size() -> None:
     params = world.repository.attempt(world.attempt_id).params
     assert params["result_dimensions"] == [1184, 888]
     assert params["result_bytes"] == len(world.result)
+
+
+def cancel_when_the_worker_reaches(
+    world: World, phase: Phase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user cancels just as the worker records `phase` (the fake's tables are shared, so
+    the cancel commits inside the worker's transaction, as a concurrent commit would land)."""
+    original = FakeTransaction.set_phase
+
+    def set_phase(tx: FakeTransaction, attempt_id: uuid.UUID, recorded: Phase, *args: Any) -> bool:
+        if recorded is phase:
+            world.requests.cancel_restore(Caller(world.photo.owner_id, None), world.photo.id)
+        return original(tx, attempt_id, recorded, *args)
+
+    monkeypatch.setattr(FakeTransaction, "set_phase", set_phase)
+
+
+@pytest.mark.parametrize("phase", [Phase.GENERATING, Phase.STORING])
+def test_a_worker_that_finds_its_attempt_canceled_stops_and_stores_nothing(
+    phase: Phase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = World()
+    cancel_when_the_worker_reaches(world, phase, monkeypatch)
+    report = world.run()
+
+    assert report.outcome is RunOutcome.SKIPPED and "canceled" in report.details["reason"]
+    assert world.storage.keys("restored/") == []  # the before image is gone too
+    # Canceled before generating: no provider call was made (one would not be refunded).
+    assert len(world.editor.requests) == (0 if phase is Phase.GENERATING else 1)
+    attempt = world.repository.attempt(world.attempt_id)
+    assert attempt.state is AttemptState.CANCELED
+    assert world.repository.photo(world.photo.id).status is PhotoStatus.UPLOADED
+    assert [e.detail_type for e in world.publisher.events] == ["RestoreCanceled"]
+
+
+def test_a_worker_whose_commit_finds_the_attempt_canceled_removes_what_it_stored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World()
+    original = FakeTransaction.complete_attempt
+
+    def complete(tx: FakeTransaction, **fields: Any) -> bool:
+        world.requests.cancel_restore(Caller(world.photo.owner_id, None), world.photo.id)
+        return original(tx, **fields)
+
+    monkeypatch.setattr(FakeTransaction, "complete_attempt", complete)
+    assert world.run().outcome is RunOutcome.SKIPPED
+    assert world.storage.keys("restored/") == []
+    assert world.repository.photo(world.photo.id).processed_key is None
+    assert world.repository.attempt(world.attempt_id).state is AttemptState.CANCELED
+
+
+def test_each_ending_publishes_one_event_after_its_commit() -> None:
+    world = World()
+    world.run()
+    world.run()  # a duplicate delivery of a settled attempt publishes nothing more
+    [event] = world.publisher.events
+    attempt = world.repository.attempt(world.attempt_id)
+    assert event.detail_type == "RestoreSucceeded"
+    assert event.detail == {
+        "photo_id": str(world.photo.id),
+        "restore_attempt_id": str(world.attempt_id),
+        "owner_id": world.photo.owner_id,
+        "outcome": "succeeded",
+        "error_code": None,
+        "result_keys": {
+            "restored": attempt.s3_key,
+            "thumbnail": attempt.thumbnail_key,
+            "before": attempt.before_key,
+        },
+    }
+    assert attempt.event_published
+
+    failing = World()
+    failing.preprocess = lambda data: (_ for _ in ()).throw(CorruptImage("bad"))
+    failing.run()
+    [event] = failing.publisher.events
+    assert (event.detail_type, event.detail["error_code"]) == ("RestoreFailed", "corrupt_image")
+    assert event.detail["result_keys"] == {"restored": None, "thumbnail": None, "before": None}
+
+
+def test_a_refused_publish_keeps_the_restoration_and_the_redelivery_publishes_it() -> None:
+    world = World()
+    world.publisher.refusing = True
+    with pytest.raises(EventPublishFailed):
+        world.run()  # raising makes SQS redeliver the message
+    attempt = world.repository.attempt(world.attempt_id)
+    assert attempt.state is AttemptState.SUCCEEDED and not attempt.event_published
+    assert world.repository.photo(world.photo.id).status is PhotoStatus.READY
+
+    world.publisher.refusing = False
+    assert world.run().outcome is RunOutcome.SKIPPED  # nothing is redone...
+    assert len(world.editor.requests) == 1
+    assert [e.detail_type for e in world.publisher.events] == ["RestoreSucceeded"]  # ...but this
+    assert world.repository.attempt(world.attempt_id).event_published
+
+
+def test_a_deferred_retry_reuses_the_input_its_first_delivery_prepared() -> None:
+    world = World()
+    preprocessed: list[bytes] = []
+
+    def counting(data: bytes) -> ImagePreprocessResult:
+        preprocessed.append(data)
+        return prepared(data)
+
+    world.preprocess = counting
+    world.editor.answers = [ProviderRateLimited("429", retry_after_seconds=7)]
+    world.run()
+    assert world.repository.attempt(world.attempt_id).phase is Phase.QUEUED
+    [(deferred, _)] = world.queue.sent
+    report = world.run(deferred)
+
+    assert report.outcome is RunOutcome.SUCCEEDED and report.reused_input
+    assert len(preprocessed) == 1  # the original was read and preprocessed once
+    first, second = world.editor.requests
+    assert first.image == second.image  # the same before image, presigned again
+    params = world.repository.attempt(world.attempt_id).params
+    assert params["preprocessed"]["submitted_dimensions"] == [32, 24]
+
+
+def test_a_retry_whose_before_image_is_gone_prepares_it_again() -> None:
+    world = World()
+    world.editor.answers = [ProviderRateLimited("429", retry_after_seconds=7)]
+    world.run()
+    world.storage.objects.clear()
+    world.storage.objects[world.photo.original_key] = b"original bytes"
+    [(deferred, _)] = world.queue.sent
+    report = world.run(deferred)
+    assert report.outcome is RunOutcome.SUCCEEDED and not report.reused_input
+
+
+def test_the_phases_are_recorded_as_the_worker_goes(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = World()
+    seen: list[tuple[Phase, int]] = []
+    original = FakeTransaction.set_phase
+
+    def set_phase(tx: FakeTransaction, attempt_id: uuid.UUID, recorded: Phase, *args: Any) -> bool:
+        seen.append((world.repository.attempt(attempt_id).phase, len(world.editor.requests)))
+        return original(tx, attempt_id, recorded, *args)
+
+    monkeypatch.setattr(FakeTransaction, "set_phase", set_phase)
+    world.run()
+    # Preprocessing (set when the delivery started) before the call, generating during it.
+    assert seen == [(Phase.PREPROCESSING, 0), (Phase.GENERATING, 1)]

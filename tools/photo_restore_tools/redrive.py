@@ -68,7 +68,9 @@ def rerun_failed_restores(
             results.append(RerunResult(*found, None))
             continue
         try:
-            accepted = requests.request_restore(Caller(restore.owner_id, None), restore.photo_id)
+            accepted = requests.request_restore(
+                Caller(restore.owner_id, None), restore.photo_id
+            ).body
         except RestoreError as error:
             results.append(RerunResult(*found, None, error.code))
             continue
@@ -94,7 +96,7 @@ def rerun_attempt(
     if same_seed and not isinstance(seed, int):
         return f"attempt {attempt_id} recorded no seed (it never succeeded)"
     try:
-        accepted = requests.request_restore(Caller(photo.owner_id, None), photo.id, seed=seed)
+        accepted = requests.request_restore(Caller(photo.owner_id, None), photo.id, seed=seed).body
     except RestoreError as error:
         return f"refused: {error.code}: {error.message}"
     suffix = f" with seed {seed}" if seed is not None else ""

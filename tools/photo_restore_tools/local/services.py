@@ -72,6 +72,10 @@ class LocalResources:
     bucket_name: str
     queue_url: str
     dlq_url: str
+    event_bus_name: str
+    # A rule on the bus sends every restore event here, so the local stack (and tests) can
+    # read what was published, as a real subscriber would receive it.
+    events_queue_url: str
 
 
 def provision(
@@ -95,4 +99,35 @@ def provision(
         ),
     }
     queue_url = sqs.create_queue(QueueName=f"{name}-restore", Attributes=attributes)["QueueUrl"]
-    return LocalResources(bucket_name=name, queue_url=queue_url, dlq_url=dlq_url)
+    bus, events_queue_url = _event_bus(name, sqs)
+    return LocalResources(
+        bucket_name=name,
+        queue_url=queue_url,
+        dlq_url=dlq_url,
+        event_bus_name=bus,
+        events_queue_url=events_queue_url,
+    )
+
+
+def _event_bus(name: str, sqs: Any) -> tuple[str, str]:
+    """A bus for restore events and a rule forwarding them (source photo-restore) to a queue."""
+    from photo_restore.events import SOURCE
+
+    events = boto3.client("events", region_name=LOCAL_REGION)
+    bus = f"{name}-events"
+    events.create_event_bus(Name=bus)
+    queue_url = sqs.create_queue(QueueName=f"{name}-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    events.put_rule(
+        Name=f"{name}-restore-events",
+        EventBusName=bus,
+        EventPattern=json.dumps({"source": [SOURCE]}),
+    )
+    events.put_targets(
+        Rule=f"{name}-restore-events",
+        EventBusName=bus,
+        Targets=[{"Id": "events-queue", "Arn": queue_arn}],
+    )
+    return bus, queue_url

@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -103,7 +103,9 @@ class LocalStack:
         sweep_interval_seconds: float | None = None,
         log_level: str = "WARNING",
         functions: Path | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        self._on_event = on_event
         self._database_url = database_url
         self._database_ssl_mode: SslMode = database_ssl_mode
         self._aws_endpoint_url = aws_endpoint_url
@@ -195,6 +197,7 @@ class LocalStack:
             "queue_url": resources.queue_url,
             "dlq_url": resources.dlq_url,
             "bucket_name": resources.bucket_name,
+            "event_bus_name": resources.event_bus_name,
             "visibility_timeout_seconds": visibility,
             "max_receive_count": MAX_RECEIVE_COUNT,
             "transient_retry_delays_seconds": DEMO_RETRY_DELAYS_SECONDS,
@@ -270,6 +273,17 @@ class LocalStack:
         for source in sources:
             source.start()
         stack.callback(_stop_all, sources)
+        if self._on_event is not None:
+            # What a subscriber of the bus receives: the rule's queue, read as events arrive.
+            events = threading.Thread(
+                target=self._event_loop,
+                args=(resources.events_queue_url, self._on_event),
+                name="events",
+                daemon=True,
+            )
+            events.start()
+            stack.callback(events.join, 10)
+            stack.callback(self._stop.set)
         if self._sweep_interval:
             sweeper = threading.Thread(
                 target=self._sweep_loop, args=(self._sweep_interval,), name="sweeper", daemon=True
@@ -277,6 +291,21 @@ class LocalStack:
             sweeper.start()
             stack.callback(sweeper.join, 10)
             stack.callback(self._stop.set)
+
+    def _event_loop(self, queue_url: str, on_event: Callable[[dict[str, Any]], None]) -> None:
+        sqs = aws.sqs_client()
+        while not self._stop.is_set():
+            try:
+                answer = sqs.receive_message(
+                    QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                )
+                for message in answer.get("Messages", []):
+                    on_event(json.loads(message["Body"]))
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            except Exception:
+                if not self._stop.is_set():
+                    logger.exception("reading published events failed")
+                    self._stop.wait(1)
 
     def _sweep_loop(self, interval: float) -> None:
         while not self._stop.wait(interval):
@@ -567,7 +596,9 @@ def run_serve(host: str, port: int, *, stream: TextIO | None = None) -> int:
     generated = not secret
     secret = secret or secrets.token_urlsafe(32)
     stack = LocalStack.from_environment(
-        log_level="INFO", sweep_interval_seconds=SWEEP_INTERVAL_SECONDS
+        log_level="INFO",
+        sweep_interval_seconds=SWEEP_INTERVAL_SECONDS,
+        on_event=lambda event: print(describe_event(event), file=stream, flush=True),
     )
     try:
         gateway = HttpGateway(
@@ -605,6 +636,18 @@ def run_serve(host: str, port: int, *, stream: TextIO | None = None) -> int:
     return 0
 
 
+def describe_event(event: dict[str, Any]) -> str:
+    """One line per published event, as `photo-restore serve` prints them."""
+    detail = event.get("detail") or {}
+    code = detail.get("error_code")
+    return (
+        f"event {event.get('detail-type')}: photo {detail.get('photo_id')} attempt "
+        f"{detail.get('restore_attempt_id')}"
+        + (f" ({code})" if code else "")
+        + f"  {json.dumps(event)}"
+    )
+
+
 def _serve_banner(
     stack: LocalStack, gateway: HttpGateway, secret: str, generated: bool, token: str
 ) -> str:
@@ -619,6 +662,7 @@ def _serve_banner(
 photo-restore local API on {url}  (HTTP API + JWT authorizer, like sam local start-api)
   database:    {stack.database_description}
   S3/SQS:      moto at {stack.aws_endpoint} (bucket {stack.settings.bucket_name})
+  events:      moto EventBridge bus {stack.settings.event_bus_name}; printed here as published
   SiliconFlow: {stack.siliconflow_description}
   JWT:         HS256, audience "authenticated"; secret: {secret_line}
   pollers:     worker and DLQ running; sweeper every {SWEEP_INTERVAL_SECONDS:.0f} s
@@ -628,9 +672,10 @@ demo token (sub={DEMO_USER_ID}, valid 24 h):
 
 try it:
   curl -s -X POST {auth} --data-binary @photo.jpg {url}/local/photos
-  curl -s -X POST {auth} {url}/photos/PHOTO_ID/restore
+  curl -s -X POST {auth} -H 'Idempotency-Key: KEY' {url}/photos/PHOTO_ID/restore
   curl -s {auth} {url}/photos/PHOTO_ID
-  curl -s {auth} {url}/photos/PHOTO_ID/restores
+  curl -s -X DELETE {auth} {url}/photos/PHOTO_ID/restore
+  curl -s {auth} '{url}/photos/PHOTO_ID/restores?limit=20'
   curl -s -X PUT {auth} -H 'content-type: application/json' \\
        -d '{{"restore_attempt_id": "ATTEMPT_ID"}}' {url}/photos/PHOTO_ID/selected-restore
 
