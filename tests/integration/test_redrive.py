@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from photo_restore_tools.local.siliconflow_standin import Behaviour
-from photo_restore_tools.redrive import move_dead_messages, rerun_failed_restores
+from photo_restore_tools.redrive import move_dead_messages, operator_requests, rerun_failed_restores
 from tests.helpers.images import old_photo
 from tests.helpers.pipeline import Pipeline, queue_size
 
@@ -104,3 +104,17 @@ def test_a_re_run_never_claims_a_photo_the_user_already_re_requested(pipeline: P
         photo_ids=[photo.id],
     )
     assert photo.id not in [r.photo_id for r in results]  # its newest attempt is pending
+
+
+def test_an_operator_re_run_is_not_refused_for_the_users_quota(pipeline: Pipeline) -> None:
+    photo = pipeline.add_photo(old_photo())
+    pipeline.request_restore(photo)
+    pipeline.standin.enqueue(Behaviour.error(400, "bad image"))  # the user's photo: counted
+    pipeline.drain()
+    at_quota = pipeline.settings.model_copy(update={"daily_restores_per_user": 1})
+
+    results = rerun_failed_restores(
+        pipeline.repository, operator_requests(at_quota), since=AN_HOUR_AGO, photo_ids=[photo.id]
+    )
+    [rerun] = results
+    assert rerun.new_attempt_id is not None and rerun.refusal is None

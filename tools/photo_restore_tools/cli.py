@@ -158,12 +158,13 @@ def _redrive_dlq(args: argparse.Namespace) -> int:
 
 def _redrive_failed(args: argparse.Namespace) -> int:
     from photo_restore import wiring
+    from photo_restore.settings import get_settings
     from photo_restore_tools import redrive
 
     since = datetime.now(UTC) - timedelta(hours=args.since_hours)
     results = redrive.rerun_failed_restores(
         wiring.repository(),
-        wiring.restore_requests(),
+        redrive.operator_requests(get_settings()),
         since=since,
         codes=args.code,
         photo_ids=args.photo,
@@ -178,11 +179,12 @@ def _redrive_failed(args: argparse.Namespace) -> int:
 
 def _redrive_attempt(args: argparse.Namespace) -> int:
     from photo_restore import wiring
+    from photo_restore.settings import get_settings
     from photo_restore_tools import redrive
 
     result = redrive.rerun_attempt(
         wiring.repository(),
-        wiring.restore_requests(),
+        redrive.operator_requests(get_settings()),
         args.attempt_id,
         same_seed=args.same_seed,
     )

@@ -12,6 +12,7 @@ from typing import Any
 from photo_restore.errors import RestoreError
 from photo_restore.repository import Repository
 from photo_restore.restore_requests import Caller, RestoreRequests
+from photo_restore.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,20 @@ def move_dead_messages(sqs: Any, *, dlq_url: str, queue_url: str, limit: int = 1
             sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
             moved += 1
     return moved
+
+
+def operator_requests(settings: Settings) -> RestoreRequests:
+    """The API's use case as an operator re-runs work: the same claim, without the users' daily
+    quota (work that failed on our side must not be refused for it)."""
+    from photo_restore import wiring
+
+    return RestoreRequests(
+        wiring.repository(),
+        wiring.restore_queue(),
+        wiring.object_storage(),
+        settings.model_copy(update={"daily_restores_per_user": 0}),
+        announcer=wiring.restore_announcer(),
+    )
 
 
 @dataclass(frozen=True)
