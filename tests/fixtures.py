@@ -20,8 +20,11 @@ from photo_restore.repository import SqlRepository
 from photo_restore.settings import Settings
 from photo_restore_tools.local.services import (
     LocalResources,
+    PgBouncer,
     embedded_postgres,
     moto_server,
+    pgbouncer,
+    pgbouncer_path,
     provision,
     use_local_aws,
 )
@@ -35,7 +38,8 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
+    """The server itself: DATABASE_URL, or an embedded Postgres for the session."""
     if url := os.environ.get("DATABASE_URL"):
         yield url
         return
@@ -44,9 +48,37 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def database_route(request: pytest.FixtureRequest) -> str:
+    """`direct` unless a `database` test is parametrized with `pgbouncer` (tests/conftest.py)."""
+    route: str = getattr(request, "param", "direct")
+    return route
+
+
+@pytest.fixture(scope="session")
+def pooler(database_route: str, postgres_url: str) -> Iterator[PgBouncer | None]:
+    """A PgBouncer in transaction mode in front of the server, for the `pgbouncer` route."""
+    if database_route == "direct":
+        yield None
+        return
+    if pgbouncer_path() is None:
+        pytest.skip("pgbouncer not on PATH: the transaction-mode pooler runs are skipped")
+    with pgbouncer(postgres_url) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def database_url(pooler: PgBouncer | None, postgres_url: str) -> str:
+    """What every part under test connects to: the server, or the pooler in front of it."""
+    return pooler.url if pooler else postgres_url
+
+
+@pytest.fixture(scope="session")
 def engine(database_url: str) -> Iterator[Engine]:
     # Large enough for the concurrency tests, which need one connection per request.
-    engine = create_db_engine(database_url, ssl_mode="disable", pool_size=40, max_overflow=10)
+    # The tests' own engine pings (it is not under test, and a test may kill connections).
+    engine = create_db_engine(
+        database_url, ssl_mode="disable", pool_size=40, max_overflow=10, pre_ping=True
+    )
     SqlRepository(engine).create_schema()
     yield engine
     engine.dispose()
@@ -120,6 +152,8 @@ def pipeline_settings(settings: Settings, standin: SiliconFlowStandIn) -> Settin
             "siliconflow_max_retries": 1,
             # Transient failures come back at once (the production backoff has its own test).
             "transient_retry_delays_seconds": [0],
+            # API, worker and DLQ handlers share one process here, unlike on Lambda.
+            "database_pool_size": 4,
         }
     )
 

@@ -6,7 +6,8 @@ import ssl
 from functools import lru_cache
 from typing import Any, Literal
 
-from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.engine import ExceptionContext
 
 SslMode = Literal["verify", "require", "disable"]
 
@@ -21,18 +22,35 @@ def _ssl_context(mode: SslMode, ca_file: str | None) -> ssl.SSLContext:
     return context
 
 
+# SQLSTATEs of a connection that is gone, besides pg8000's "network error": class 08
+# (connection exception; PgBouncer's "server conn crashed?" is 08P01) and the server's
+# shutdown, crash and start-up refusals (57P01-57P03, pg_terminate_backend's included).
+_DISCONNECT_CODES = ("57P01", "57P02", "57P03")
+
+
+def _mark_disconnects(context: ExceptionContext) -> None:
+    arguments = getattr(context.original_exception, "args", ())
+    fields = arguments[0] if arguments and isinstance(arguments[0], dict) else {}
+    code = str(fields.get("C", ""))
+    if code.startswith("08") or code in _DISCONNECT_CODES:
+        context.is_disconnect = True
+
+
 def create_db_engine(
     url: str,
     *,
     ssl_mode: SslMode = "verify",
     ssl_ca_file: str | None = None,
     pool_size: int = 1,
-    max_overflow: int = 2,
+    max_overflow: int = 0,
+    pre_ping: bool = False,
 ) -> Engine:
     """An engine for `postgresql+pg8000://` URLs; Unix sockets (`?unix_sock=`) never use TLS.
 
-    A Lambda container serves one request at a time, so one pooled connection is enough;
-    `pool_pre_ping` replaces connections that died while the container was frozen.
+    A Lambda container serves one request at a time: one connection, no overflow, so a
+    function's connections are its concurrency (the README's budget). No ping before each
+    checkout: the repository retries a transaction's first statement once when it finds the
+    connection dead (frozen containers), and a disconnect is recognised by its SQLSTATE too.
     """
     parsed = make_url(url)
     connect_args: dict[str, Any] = {}
@@ -42,10 +60,12 @@ def create_db_engine(
             connect_args["ssl_context"] = False
         else:
             connect_args["ssl_context"] = _ssl_context(ssl_mode, ssl_ca_file)
-    return create_engine(
+    engine = create_engine(
         parsed,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args=connect_args,
     )
+    event.listen(engine, "handle_error", _mark_disconnects)
+    return engine

@@ -1,4 +1,5 @@
-"""SQLAlchemy models of the existing app's tables (photos, jobs, restore_attempts): match them."""
+"""SQLAlchemy models of the existing app's tables (photos, jobs, restore_attempts): match them;
+and of the one small table this service owns (provider pacing), kept apart in its own metadata."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
-    pass
+    """The existing app's tables."""
+
+
+class ServiceBase(DeclarativeBase):
+    """This service's own table: created by `photo-restore db create` (README)."""
 
 
 class Photo(Base):
@@ -72,7 +77,18 @@ class RestoreAttempt(Base):
     )
 
 
+class ProviderPacing(ServiceBase):
+    """One row per provider model: when its next call may start, shared by every worker so
+    that together they stay under the account's images-per-minute limit."""
+
+    __tablename__ = "photo_restore_provider_pacing"
+
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    next_free_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
 # Core tables for SQL expressions (the conditional UPDATEs are Core, not ORM unit-of-work).
 photos = cast(Table, Photo.__table__)
 jobs = cast(Table, Job.__table__)
 restore_attempts = cast(Table, RestoreAttempt.__table__)
+provider_pacing = cast(Table, ProviderPacing.__table__)

@@ -35,6 +35,8 @@ class RestoreMessage(BaseModel):
     # `held_since` (bounded by settings).
     held_until: datetime | None = None
     held_since: datetime | None = None
+    # The provider slot this work reserved (pacing): its next delivery calls then, no sooner.
+    paced_slot: datetime | None = None
 
 
 def parse_restore_message(body: str) -> RestoreMessage | None:

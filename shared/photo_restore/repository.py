@@ -17,11 +17,12 @@ from typing import Any, Protocol
 from sqlalchemy import (
     JSON,
     ColumnElement,
-    Connection,
     DateTime,
     Engine,
+    Executable,
     Float,
     Integer,
+    Result,
     Row,
     case,
     cast,
@@ -33,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, distinct_on, insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from photo_restore.attempts import (
     DELIVERIES,
@@ -54,7 +55,7 @@ from photo_restore.attempts import (
     Phase,
 )
 from photo_restore.errors import NOT_USER_CAUSED_CODES, DependencyUnavailable
-from photo_restore.models import jobs, photos, restore_attempts
+from photo_restore.models import jobs, photos, provider_pacing, restore_attempts
 from photo_restore.photos import Photo
 from photo_restore.status import (
     RESTORABLE_STATUSES,
@@ -80,6 +81,18 @@ class QuotaUsage:
 
     counted: int
     seconds_until_oldest_leaves: int  # 0 when none is counted
+
+
+@dataclass(frozen=True)
+class ProviderSlot:
+    """A reserved provider call: when it may start, and the database's clock when reserved."""
+
+    starts_at: datetime
+    reserved_at: datetime
+
+    @property
+    def wait_seconds(self) -> float:
+        return max(0.0, (self.starts_at - self.reserved_at).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,7 @@ class Transaction(Protocol):
     ) -> list[FailedRestore]: ...
 
     def lock_owner(self, owner_id: str) -> None: ...
+    def reserve_provider_slot(self, key: str, interval: timedelta) -> ProviderSlot: ...
     def claim_photo(self, photo_id: uuid.UUID, owner_id: str) -> Photo | None: ...
     def ensure_job(self, photo_id: uuid.UUID, email: str | None) -> None: ...
     def insert_attempt(
@@ -177,20 +191,62 @@ class SqlRepository:
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
         try:
-            with self.engine.begin() as conn:
-                yield SqlTransaction(conn)
+            connection = _TransactionConnection(self.engine)
+            try:
+                yield SqlTransaction(connection)
+                connection.commit()
+            finally:
+                connection.close()  # rolls back unless committed
         except SQLAlchemyError as error:
             raise DependencyUnavailable("the database is unavailable; try again") from error
 
     def create_schema(self) -> None:
         """The existing app's tables and indexes where missing (empty databases, the local
-        stack and tests): they belong to that app, so nothing else is ever altered."""
-        from photo_restore.models import Base
+        stack and tests), and this service's pacing table: nothing existing is ever altered."""
+        from photo_restore.models import Base, ServiceBase
 
         try:
             Base.metadata.create_all(self.engine)
+            ServiceBase.metadata.create_all(self.engine)
         except SQLAlchemyError as error:
             raise DependencyUnavailable("the database is unavailable; try again") from error
+
+
+class _TransactionConnection:
+    """One transaction's connection, found dead at most once.
+
+    A pooled connection may have been closed while the Lambda container was frozen (an idle
+    timeout, a pooler restart, a failover). Instead of a ping before every transaction, the
+    first statement finds out: the transaction had done nothing yet, so that statement is run
+    again, once, on a fresh connection. A connection lost after that is a 503 (its
+    transaction's outcome is the database's to say), as is a second loss.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn = engine.connect()
+        self._conn.begin()
+        self._executed = False
+
+    def execute(self, statement: Executable) -> Result[Any]:
+        if self._executed:
+            return self._conn.execute(statement)
+        self._executed = True
+        try:
+            return self._conn.execute(statement)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            self._conn.close()
+            self._conn = self._engine.connect()
+            self._conn.begin()
+            return self._conn.execute(statement)
+
+    def commit(self) -> None:
+        self._conn.commit()
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 # A photo's attempts, newest first; the first is the one a `processing` photo waits for.
@@ -250,7 +306,7 @@ def _attempt(row: Row[Any]) -> Attempt:
 
 
 class SqlTransaction:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: _TransactionConnection) -> None:
         self._conn = conn
 
     # --- reads -----------------------------------------------------------------------------
@@ -478,6 +534,20 @@ class SqlTransaction:
         through a transaction-mode pooler, and other users never wait."""
         key = func.hashtextextended(literal(owner_id), literal(0))
         self._conn.execute(select(func.pg_advisory_xact_lock(key)))
+
+    def reserve_provider_slot(self, key: str, interval: timedelta) -> ProviderSlot:
+        """The next free provider slot of `key`, reserved: one statement, so concurrent
+        workers queue on the row, each leaving the next `interval` later (a shared token
+        bucket of one token). Its own transaction, committed at once by the caller."""
+        now = func.clock_timestamp()
+        table = provider_pacing
+        first = insert(table).values(key=key, next_free_at=now + interval)
+        statement = first.on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={"next_free_at": func.greatest(table.c.next_free_at, now) + interval},
+        ).returning((table.c.next_free_at - interval).label("starts_at"), now.label("now"))
+        row = self._conn.execute(statement).one()
+        return ProviderSlot(starts_at=row.starts_at, reserved_at=row.now)
 
     def claim_photo(self, photo_id: uuid.UUID, owner_id: str) -> Photo | None:
         """`uploaded|ready -> processing` for the owner's photo; None when it cannot be claimed."""

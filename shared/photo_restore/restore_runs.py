@@ -24,6 +24,7 @@ from photo_restore.errors import (
     error_record,
 )
 from photo_restore.events import NoEvents, RestoreAnnouncer
+from photo_restore.pacing import ProviderPacer
 from photo_restore.photos import Photo
 from photo_restore.preprocess import ImagePreprocessResult
 from photo_restore.queue import Delivery, RestoreMessage, RestoreQueue, retry_delay_seconds
@@ -52,6 +53,7 @@ class RunOutcome(StrEnum):
     SKIPPED = "skipped"  # duplicate, late or superseded message; nothing changed
     DEFERRED = "deferred"  # rate limited: re-sent with a delay, this delivery done
     HELD = "held"  # a daily cap: re-sent until it resets, the photo kept processing
+    PACED = "paced"  # its provider slot is later: re-sent to come back at it
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,12 @@ class RestoreRun:
         fetch_result: Callable[[str], bytes],
         settings: Settings,
         announcer: RestoreAnnouncer | None = None,
+        pacer: ProviderPacer | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._clock = clock
         self._announcer = announcer or RestoreAnnouncer(repository, NoEvents())
+        self._pacer = pacer
         self._repository = repository
         self._storage = storage
         self._queue = queue
@@ -132,7 +136,7 @@ class RestoreRun:
         if held:
             return self._keep_holding(message, attempt)
         try:
-            return self._restore(attempt, photo)
+            return self._restore(message, attempt, photo)
         except _SettledMeanwhile:
             return self._stop_settled(attempt)
         except RestoreError as error:
@@ -181,9 +185,11 @@ class RestoreRun:
             discard_images_of_unsuccessful_attempt(self._storage, attempt)
         self._announcer.announce(attempt.id)
 
-    def _restore(self, attempt: Attempt, photo: Photo) -> RunReport:
+    def _restore(self, message: RestoreMessage, attempt: Attempt, photo: Photo) -> RunReport:
         settings = self._settings
         prepared = self._prepared_input(attempt, photo)
+        if (paced := self._pace(message, attempt, prepared)) is not None:
+            return paced
         self._enter(attempt, Phase.GENERATING, {"preprocessed": dict(prepared.preprocessed)})
 
         edit = EditRequest.recorded(attempt.params, settings)
@@ -240,6 +246,27 @@ class RestoreRun:
         # After the commit: if the bus refuses, this raises and the redelivery publishes it.
         self._announcer.announce(attempt.id)
         return self._report(RunOutcome.SUCCEEDED, attempt, s3_key=key, **measured)
+
+    def _pace(
+        self, message: RestoreMessage, attempt: Attempt, prepared: PreparedInput
+    ) -> RunReport | None:
+        """Wait for this work's provider slot here when it is near; else re-send the message
+        to come back a little before it (keeping the slot and the prepared input). None: call
+        the provider now."""
+        if self._pacer is None:
+            return None
+        decision = self._pacer.pace(message.paced_slot)
+        if not decision.in_queue or decision.slot is None:
+            return None
+        early = self._pacer.max_wait_seconds / 2  # back within the in-invocation wait
+        delay = max(1, min(SQS_MAX_DELAY_SECONDS, math.ceil(decision.wait_seconds - early)))
+        self._enter(attempt, Phase.QUEUED, {"preprocessed": dict(prepared.preprocessed)})
+        # If this send fails, the QueueUnavailable raised makes SQS redeliver the original.
+        self._queue.send(
+            message.model_copy(update={"paced_slot": decision.slot}), delay_seconds=delay
+        )
+        details = {"slot": decision.slot.isoformat(), "delay_seconds": delay}
+        return self._report(RunOutcome.PACED, attempt, details=details)
 
     def _enter(
         self, attempt: Attempt, phase: Phase, extra: Mapping[str, Any] | None = None
@@ -310,8 +337,9 @@ class RestoreRun:
             return self._fail(attempt, error)
         retry_after = error.retry_after_seconds if isinstance(error, ProviderRateLimited) else None
         delay = round(retry_after or self._settings.default_rate_limit_delay_seconds)
+        # Its slot was used by the call just refused: the next try reserves a new one.
         deferred = message.model_copy(
-            update={"rate_limit_deferrals": message.rate_limit_deferrals + 1}
+            update={"rate_limit_deferrals": message.rate_limit_deferrals + 1, "paced_slot": None}
         )
         with self._repository.transaction() as tx:
             tx.set_phase(attempt.id, Phase.QUEUED)  # its before image waits for the next try
@@ -341,7 +369,9 @@ class RestoreRun:
         hold = {"until": until.isoformat(), "limit": error.limit, "since": since.isoformat()}
         with self._repository.transaction() as tx:
             tx.wait_for_capacity(attempt.id, hold)
-        held = message.model_copy(update={"held_until": until, "held_since": since})
+        held = message.model_copy(
+            update={"held_until": until, "held_since": since, "paced_slot": None}
+        )
         self._queue.send(held, delay_seconds=self._hold_delay(until))
         logger.warning("daily %s cap reached: holding the restore until %s", error.limit, until)
         details = {"held_until": until.isoformat(), "limit": error.limit}

@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     # The guidance strength, sent in the field the model takes (cfg for Qwen-Image models);
     # unset = the model's documented default (provider_models).
     guidance_scale: float | None = None
+    # Pace every worker's calls together to this many images per minute: the account's IPM for
+    # the model (the lowest tier's is 2). 0: no pacing, and 429s are deferred as they come.
+    siliconflow_images_per_minute: int = Field(default=0, ge=0)
+    # A reserved slot this near is waited for in the invocation (billed); a later one in the
+    # queue (the message is re-sent with a delay, keeping its slot).
+    pacing_max_wait_seconds: float = Field(default=5.0, ge=0, le=60)
     # Daily caps (IPD/RPD) hold work until this UTC hour; the docs do not say when a day ends
     # for SiliconFlow: 16:00 UTC is midnight in China (UTC+8), our assumption.
     siliconflow_daily_reset_utc_hour: int = Field(default=16, ge=0, le=23)
@@ -152,11 +158,13 @@ class Settings(BaseSettings):
             tries
             * (self.siliconflow_connect_timeout_seconds + self.siliconflow_read_timeout_seconds)
             + self.result_download_timeout_seconds
+            + self.pacing_max_wait_seconds
         )
         if budget >= self.worker_timeout_seconds:
             raise ValueError(
                 f"SiliconFlow calls may take {budget:.0f} s ({tries} tries x (connect + read) + "
-                f"result download), not below WORKER_TIMEOUT_SECONDS={self.worker_timeout_seconds}"
+                "result download + pacing wait), not below "
+                f"WORKER_TIMEOUT_SECONDS={self.worker_timeout_seconds}"
             )
         return self
 

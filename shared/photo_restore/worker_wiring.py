@@ -40,6 +40,7 @@ def build_restore_run(
     api_key: str | Callable[[], str],
     announcer: RestoreAnnouncer | None = None,
 ) -> RestoreRun:
+    from photo_restore.pacing import ProviderPacer
     from photo_restore.preprocess import PreprocessLimits, preprocess_image
     from photo_restore.result_download import ResultDownloader
     from photo_restore.siliconflow import SiliconFlowClient
@@ -58,5 +59,6 @@ def build_restore_run(
         preprocess=partial(preprocess_image, limits=PreprocessLimits.from_settings(settings)),
         fetch_result=downloader.download,
         announcer=announcer,
+        pacer=ProviderPacer.from_settings(settings, repository),
         settings=settings,
     )

@@ -43,7 +43,7 @@ from photo_restore.errors import (
 from photo_restore.events import EventPublishFailed, RestoreEvent
 from photo_restore.photos import Photo
 from photo_restore.queue import Delivery, RestoreMessage, RestoreQueue
-from photo_restore.repository import AttemptCursor, FailedRestore, QuotaUsage
+from photo_restore.repository import AttemptCursor, FailedRestore, ProviderSlot, QuotaUsage
 from photo_restore.siliconflow import SiliconFlowRequest, SiliconFlowResponse
 from photo_restore.status import (
     RESTORABLE_STATUSES,
@@ -59,6 +59,7 @@ class Tables:
     photos: dict[uuid.UUID, Photo] = field(default_factory=dict)
     attempts: dict[uuid.UUID, Attempt] = field(default_factory=dict)
     jobs: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
+    pacing: dict[str, datetime] = field(default_factory=dict)
 
 
 class FakeClock:
@@ -198,6 +199,12 @@ class FakeTransaction:
 
     def lock_owner(self, owner_id: str) -> None:
         """The fake runs one transaction at a time: nothing to wait for."""
+
+    def reserve_provider_slot(self, key: str, interval: timedelta) -> ProviderSlot:
+        now = self._clock()
+        starts_at = max(self._t.pacing.get(key, now), now)
+        self._t.pacing[key] = starts_at + interval
+        return ProviderSlot(starts_at=starts_at, reserved_at=now)
 
     def idle_processing_photo_ids(self, idle_before: datetime) -> list[uuid.UUID]:
         return [

@@ -18,6 +18,9 @@ from tests.helpers import records
 from tests.helpers.handlers import call_api, load_handler
 from tests.helpers.records import insert_photo
 
+pytestmark = pytest.mark.database  # runs direct and through PgBouncer (tests/conftest.py)
+
+
 Call = Callable[..., tuple[int, Any]]
 
 

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
+import pytest
 from sqlalchemy import Engine
 
 from photo_restore.errors import AlreadyProcessing
@@ -21,6 +22,8 @@ from photo_restore_tools.local.functions import functions_dir, load_handler_modu
 from tests.helpers import records
 from tests.helpers.handlers import call_api, load_handler
 from tests.helpers.records import insert_photo
+
+pytestmark = pytest.mark.database  # runs direct and through PgBouncer (tests/conftest.py)
 
 REQUESTS = 32
 
@@ -47,6 +50,7 @@ def race(requests: RestoreRequests, caller: Caller, photo_id: uuid.UUID) -> list
 def test_32_concurrent_restore_requests_on_one_photo_give_one_202_and_31_409(
     engine: Engine, settings: Settings, sqs: Any
 ) -> None:
+
     assert engine.pool.size() >= REQUESTS  # type: ignore[attr-defined]
     requests = RestoreRequests(
         SqlRepository(engine),

@@ -29,6 +29,8 @@ from tests.helpers.images import old_photo
 from tests.helpers.pipeline import Pipeline, queue_size
 from tests.helpers.records import insert_photo
 
+pytestmark = pytest.mark.database  # runs direct and through PgBouncer (tests/conftest.py)
+
 
 class SimulatedCrash(BaseException):
     """The process dying: no `except Exception` in our code may catch it."""

@@ -31,6 +31,8 @@ from tests.helpers.handlers import load_handler
 from tests.helpers.images import old_photo
 from tests.helpers.pipeline import Pipeline
 
+pytestmark = pytest.mark.database  # runs direct and through PgBouncer (tests/conftest.py)
+
 CONCURRENT = 32
 
 
@@ -46,6 +48,7 @@ def fetch_jpeg(url: str) -> tuple[int, int]:
 def test_a_restored_photo_shows_before_and_after_a_browser_can_display(
     pipeline: Pipeline,
 ) -> None:
+
     photo = pipeline.add_photo(old_photo((800, 600), fmt="HEIF"), mime_type="image/heic")
     attempt_id = pipeline.request_restore(photo)
     pipeline.drain()

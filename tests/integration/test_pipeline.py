@@ -14,10 +14,13 @@ from photo_restore_tools.local.siliconflow_standin import Behaviour
 from tests.helpers.images import old_photo, rotated_jpeg
 from tests.helpers.pipeline import Pipeline, queue_size
 
+pytestmark = pytest.mark.database  # runs direct and through PgBouncer (tests/conftest.py)
+
 
 def test_a_restore_request_ends_with_a_stored_restoration_and_a_ready_photo(
     pipeline: Pipeline,
 ) -> None:
+
     photo = pipeline.add_photo(old_photo((4000, 3000)))
     attempt_id = pipeline.request_restore(photo)
     pipeline.drain()

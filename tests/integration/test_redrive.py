@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from photo_restore_tools.local.siliconflow_standin import Behaviour
 from photo_restore_tools.redrive import move_dead_messages, operator_requests, rerun_failed_restores
 from tests.helpers.images import old_photo
 from tests.helpers.pipeline import Pipeline, queue_size
+
+pytestmark = pytest.mark.database  # runs direct and through PgBouncer (tests/conftest.py)
 
 AN_HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 
@@ -22,6 +26,7 @@ def _fail_until_dead_lettered(pipeline: Pipeline) -> None:
 def test_a_dead_message_moved_back_before_the_dlq_handler_ran_is_processed(
     pipeline: Pipeline,
 ) -> None:
+
     photo = pipeline.add_photo(old_photo())
     attempt_id = pipeline.request_restore(photo)
     _fail_until_dead_lettered(pipeline)

@@ -24,6 +24,8 @@ from tests.helpers import records
 from tests.helpers.handlers import use_settings
 from tests.helpers.records import insert_photo
 
+pytestmark = pytest.mark.database  # runs direct and through PgBouncer (tests/conftest.py)
+
 ALL_PAIRS = list(itertools.product(PhotoStatus, PhotoStatus))
 
 
@@ -47,6 +49,7 @@ def test_every_pair_is_allowed_or_refused_as_the_table_says(
 def test_a_change_from_the_wrong_current_status_matches_nothing(
     engine: Engine, repository: SqlRepository
 ) -> None:
+
     photo = insert_photo(engine, status="ready")
     with repository.transaction() as tx:
         changed = tx.change_photo_status(
@@ -166,7 +169,8 @@ def test_a_rotated_database_url_is_used_without_a_redeploy(
 
     before = application_name()
     first_engine = wiring.repository().engine
-    current["url"] += "&application_name=rotated"  # what an operator's new URL would be
+    # What an operator's new URL would be.
+    current["url"] += ("&" if "?" in current["url"] else "?") + "application_name=rotated"
     assert application_name() == "rotated" != before
     assert wiring.repository().engine is not first_engine
     wiring.reset()

@@ -15,11 +15,13 @@ from PIL import Image
 from photo_restore.attempts import AttemptState, Phase
 from photo_restore.errors import (
     CorruptImage,
+    DependencyUnavailable,
     InvalidProviderResult,
     ProviderRateLimited,
     ProviderUnavailable,
 )
 from photo_restore.events import EventPublishFailed, RestoreAnnouncer
+from photo_restore.pacing import ProviderPacer
 from photo_restore.preprocess import ImagePreprocessResult
 from photo_restore.queue import Delivery, RestoreMessage, retry_delay_seconds
 from photo_restore.restore_requests import Caller, RestoreRequests
@@ -441,3 +443,85 @@ def test_the_phases_are_recorded_as_the_worker_goes(monkeypatch: pytest.MonkeyPa
     world.run()
     # Preprocessing (set when the delivery started) before the call, generating during it.
     assert seen == [(Phase.PREPROCESSING, 0), (Phase.GENERATING, 1)]
+
+
+class PacedWorld(World):
+    """Two claimed photos and a pacer of 2 images a minute (a slot every ~31 s)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sleeps: list[float] = []
+        self.pacer = ProviderPacer(
+            self.repository,
+            key="Qwen/Qwen-Image-Edit",
+            images_per_minute=2,
+            max_wait_seconds=5,
+            sleep=self.sleeps.append,
+            clock=lambda: self.repository.clock.now,
+        )
+        self.other = self.repository.add_photo()
+        self.storage.objects[self.other.original_key] = b"original bytes"
+        accepted = self.requests.request_restore(Caller(self.other.owner_id, None), self.other.id)
+        self.other_message = RestoreMessage(
+            photo_id=self.other.id, restore_attempt_id=accepted.body.restore_attempt_id
+        )
+        self.queue.sent.clear()
+
+    def run(self, message: RestoreMessage | None = None) -> RunReport:
+        run = RestoreRun(
+            repository=self.repository,
+            storage=self.storage,
+            queue=self.queue,
+            editor=self.editor,
+            preprocess=lambda data: self.preprocess(data),
+            fetch_result=lambda url: self.result,
+            settings=self.settings,
+            announcer=self.announcer,
+            pacer=self.pacer,
+            clock=lambda: self.now,
+        )
+        return run.run(message or self.message)
+
+
+def test_pacing_spaces_provider_calls_and_sends_later_work_to_its_slot() -> None:
+    world = PacedWorld()
+    assert world.run().outcome is RunOutcome.SUCCEEDED  # the first slot is now
+    report = world.run(world.other_message)  # the next is ~31 s away: not waited for here
+
+    assert report.outcome is RunOutcome.PACED
+    assert len(world.editor.requests) == 1 and world.sleeps == []
+    [(later, delay)] = world.queue.sent
+    assert later.paced_slot is not None and 27 <= delay <= 29  # back a little before it
+    attempt = world.repository.attempt(world.other_message.restore_attempt_id)
+    assert attempt.phase is Phase.QUEUED and attempt.state is AttemptState.PENDING
+    assert attempt.params["preprocessed"]["submitted_dimensions"] == [32, 24]
+
+    # Back 2 s before its slot: it waits those here, reserves nothing new, and calls.
+    world.repository.clock.now = later.paced_slot - timedelta(seconds=2)
+    reserved = dict(world.repository.tables.pacing)
+    report = world.run(later)
+    assert report.outcome is RunOutcome.SUCCEEDED and report.reused_input
+    assert [round(s, 1) for s in world.sleeps] == [2.0]
+    assert world.repository.tables.pacing == reserved
+
+
+def test_a_429_despite_pacing_gives_up_the_slot_it_used() -> None:
+    world = PacedWorld()
+    world.editor.answers = [ProviderRateLimited("429 IPM limit reached.", limit="IPM")]
+    held_slot = world.repository.clock.now + timedelta(seconds=1)
+    assert world.run(world.message.model_copy(update={"paced_slot": held_slot})).outcome is (
+        RunOutcome.DEFERRED
+    )
+    [(deferred, _)] = world.queue.sent
+    assert deferred.paced_slot is None  # the next try reserves a fresh slot
+
+
+def test_when_pacing_is_unavailable_work_goes_on_unpaced() -> None:
+    world = PacedWorld()
+
+    def unavailable(*args: object) -> None:
+        raise DependencyUnavailable("the pacing table is missing")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(FakeTransaction, "reserve_provider_slot", unavailable)
+        assert world.run().outcome is RunOutcome.SUCCEEDED

@@ -5,8 +5,12 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import pwd
 import shutil
+import socket
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from sqlalchemy import make_url
 
 LOCAL_REGION = "us-east-1"
 
@@ -41,6 +46,124 @@ def embedded_postgres(data_dir: Path | None = None) -> Iterator[str]:
             yield f"postgresql+pg8000://postgres@/postgres?unix_sock={socket_dir}/.s.PGSQL.5432"
         finally:
             server.cleanup()
+
+
+# Enough server connections for the concurrency tests' 32 simultaneous transactions.
+PGBOUNCER_POOL_SIZE = 40
+
+
+def pgbouncer_path() -> str | None:
+    """Debian's `pgbouncer` package puts it in /usr/sbin, often not on a user's PATH."""
+    return shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/usr/local/sbin")
+
+
+class PgBouncer:
+    """A running PgBouncer (see `pgbouncer`); `restart` stops it and starts it again on the
+    same port, dropping every client connection, as a pooler restart does."""
+
+    def __init__(self, binary: str, scratch: Path, database_url: str, pool_size: int) -> None:
+        url = make_url(database_url)
+        socket_path = url.query.get("unix_sock")
+        if isinstance(socket_path, str):
+            server = f"host={os.path.dirname(socket_path)} port={socket_path.rsplit('.', 1)[-1]}"
+            owner_uid = os.stat(os.path.dirname(socket_path)).st_uid
+        else:
+            server = f"host={url.host or '127.0.0.1'} port={url.port or 5432}"
+            owner_uid = os.getuid()
+        user, database = url.username or "postgres", url.database or "postgres"
+        port = _free_port()
+        self.url = f"postgresql+pg8000://{user}@127.0.0.1:{port}/{database}"
+        self._port = port
+        self._log = scratch / "pgbouncer.log"
+        self._log.touch()
+        self._log.chmod(0o666)  # written by the user it runs as
+        (scratch / "users.txt").write_text(f'"{user}" ""\n')
+        config = scratch / "pgbouncer.ini"
+        config.write_text(
+            f"""[databases]
+{database} = {server} dbname={database} user={user}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {scratch}/users.txt
+pool_mode = transaction
+max_client_conn = 1000
+default_pool_size = {pool_size}
+logfile = {self._log}
+log_connections = 0
+log_disconnections = 0
+"""
+        )
+        self._command = [binary, "--quiet", str(config)]
+        if os.getuid() == 0:
+            self._command[1:1] = ["-u", pwd.getpwuid(owner_uid).pw_name]
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            self._command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        _wait_for_port(self._port, self._process, self._log)
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@contextmanager
+def pgbouncer(database_url: str, *, pool_size: int = PGBOUNCER_POOL_SIZE) -> Iterator[PgBouncer]:
+    """PgBouncer in `pool_mode = transaction` in front of `database_url` (a Unix-socket URL, as
+    `embedded_postgres` yields, or host:port), on a loopback port (`.url`, for pg8000).
+
+    The semantics of Supabase's Supavisor (port 6543) and RDS Proxy for what we rely on: a
+    server connection per transaction, no session state kept across transactions. PgBouncer
+    refuses to run as root, so as root it runs as the database socket's owner (`-u`).
+    """
+    binary = pgbouncer_path()
+    if binary is None:
+        raise FileNotFoundError("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
+    with tempfile.TemporaryDirectory(prefix="photo-restore-pgbouncer-") as scratch:
+        os.chmod(scratch, 0o755)  # readable by the user it runs as
+        server = PgBouncer(binary, Path(scratch), database_url, pool_size)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_port(
+    port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 10
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"pgbouncer exited at start: {log.read_text().strip()[-500:]}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"pgbouncer did not listen on 127.0.0.1:{port} within {timeout} s")
 
 
 @contextmanager

@@ -198,6 +198,8 @@ class _State:
     behaviours: collections.deque[Behaviour] = field(default_factory=collections.deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
     results: dict[str, _StoredResult] = field(default_factory=dict)
+    admitted: collections.deque[float] = field(default_factory=collections.deque)  # last minute
+    refused_for_rate: int = 0  # 429s of the images-per-minute limit
 
 
 class _Server(ThreadingHTTPServer):
@@ -224,9 +226,12 @@ class SiliconFlowStandIn:
         latency_seconds: float = 0.0,
         result_ttl_seconds: float = 3600.0,
         public_base_url: str | None = None,
+        images_per_minute: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
+        # An account's IPM for the model: more images in any 60 s are refused with a 429.
+        self.images_per_minute = images_per_minute
         self.port = port
         self.api_key = api_key
         self.latency_seconds = latency_seconds
@@ -300,6 +305,18 @@ class SiliconFlowStandIn:
             return list(self._state.requests)
 
     @property
+    def admitted_times(self) -> list[float]:
+        """When the calls of the last minute were admitted (its clock), with a limit set."""
+        with self._lock:
+            return list(self._state.admitted)
+
+    @property
+    def refused_for_rate(self) -> int:
+        """How many calls the images-per-minute limit refused."""
+        with self._lock:
+            return self._state.refused_for_rate
+
+    @property
     def pending_behaviours(self) -> int:
         with self._lock:
             return len(self._state.behaviours)
@@ -320,6 +337,22 @@ class SiliconFlowStandIn:
             shown["image"] = f"{image[:60]}...({len(image)} chars)"
         with self._lock:
             self._state.requests.append(shown)
+
+    def _admit_image(self) -> bool:
+        """Whether an image fits in the last 60 s under `images_per_minute` (a sliding
+        window: the provider's own window is undocumented, this is the strict reading)."""
+        if self.images_per_minute is None:
+            return True
+        now = self._clock()
+        with self._lock:
+            window = self._state.admitted
+            while window and window[0] <= now - 60:
+                window.popleft()
+            if len(window) >= self.images_per_minute:
+                self._state.refused_for_rate += 1
+                return False
+            window.append(now)
+            return True
 
     def _next_behaviour(self) -> Behaviour | None:
         with self._lock:
@@ -539,6 +572,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         behaviour = self.standin._next_behaviour()
         if behaviour is not None and self._short_circuit(behaviour):
+            return
+        if not self.standin._admit_image():
+            self._send_error(429, _DEFAULT_MESSAGES[429])
             return
         try:
             request = _validate(body)

@@ -201,6 +201,8 @@ class LocalStack:
             "visibility_timeout_seconds": visibility,
             "max_receive_count": MAX_RECEIVE_COUNT,
             "transient_retry_delays_seconds": DEMO_RETRY_DELAYS_SECONDS,
+            # The four handlers and the gateway's threads share this process, unlike on Lambda.
+            "database_pool_size": 4,
             "siliconflow_api_key_parameter": None,
         }
         if self._real_api_key:

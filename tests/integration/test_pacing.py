@@ -1,0 +1,53 @@
+"""Provider pacing on Postgres: every worker's calls share one schedule, so together they stay
+under the images-per-minute limit, and later work waits in the queue, not in a Lambda."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+
+from photo_restore.repository import ProviderSlot, SqlRepository
+from tests.helpers.images import old_photo
+from tests.helpers.pipeline import Pipeline
+
+pytestmark = pytest.mark.database  # runs direct and through PgBouncer (tests/conftest.py)
+
+
+def test_concurrent_reservations_get_distinct_slots_one_interval_apart(
+    repository: SqlRepository,
+) -> None:
+    key, interval, workers = f"model-{uuid.uuid4()}", timedelta(seconds=2), 16
+    start = threading.Barrier(workers)
+
+    def reserve(_: int) -> ProviderSlot:
+        start.wait()
+        with repository.transaction() as tx:
+            return tx.reserve_provider_slot(key, interval)
+
+    with ThreadPoolExecutor(workers) as pool:
+        slots = sorted(s.starts_at for s in pool.map(reserve, range(workers)))
+    assert [b - a for a, b in itertools.pairwise(slots)] == [interval] * (workers - 1)
+    with repository.transaction() as tx:  # the next one continues the schedule
+        assert tx.reserve_provider_slot(key, interval).starts_at == slots[-1] + interval
+
+
+def test_paced_workers_stay_under_the_providers_limit_without_a_429(pipeline: Pipeline) -> None:
+    limit = 30  # images a minute: a slot every ~2 s
+    pipeline.standin.images_per_minute = limit
+    pipeline.reload_worker(siliconflow_images_per_minute=limit, pacing_max_wait_seconds=0.5)
+    photos = [pipeline.add_photo(old_photo((320, 240))) for _ in range(3)]
+    for photo in photos:
+        pipeline.request_restore(photo)
+    pipeline.drain(timeout=60)
+
+    assert [pipeline.photo(p.id).status for p in photos] == ["ready"] * 3
+    assert pipeline.standin.refused_for_rate == 0
+    admitted = pipeline.standin.admitted_times
+    assert len(admitted) == 3
+    spacing = 60 / limit
+    assert all(b - a >= spacing * 0.95 for a, b in itertools.pairwise(admitted))
