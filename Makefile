@@ -14,7 +14,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 IMAGE ?=
 PORT ?= 3000
 
-.PHONY: install demo serve test test-unit lint typecheck pytest openapi bench clean
+.PHONY: install demo serve test test-unit lint typecheck pytest openapi bench bench-throughput database-ca clean
 
 $(INSTALLED): $(PINS)
 	python=$$(make/find-python $(PYTHON_VERSION)) && $$python -m venv --clear $(VENV)
@@ -53,6 +53,18 @@ openapi: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_preprocess.py
+	$(BIN)/python benchmarks/bench_hot_paths.py
+
+# 300 restores through the local stack under a provider limit, with and without PgBouncer.
+bench-throughput: install
+	$(BIN)/python benchmarks/bench_throughput.py
+
+# The managed databases' TLS CA bundles, into the DatabaseCaLayer (layers/database-ca/README.md).
+database-ca:
+	curl -fsSL -o layers/database-ca/supabase-prod-ca-2021.crt \
+	  https://supabase-downloads.s3-ap-southeast-1.amazonaws.com/prod/ssl/prod-ca-2021.crt
+	curl -fsSL -o layers/database-ca/rds-global-bundle.pem \
+	  https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-output

@@ -226,12 +226,45 @@ def test_functions_run_python_3_13_from_their_folders(
 
 
 def test_only_the_worker_gets_the_imaging_layer(template: dict[str, Any]) -> None:
+    shared = ["CoreLayer", "DomainLayer", "DatabaseCaLayer"]
     assert function_layers(template) == {
-        "ApiFunction": ["CoreLayer", "DomainLayer"],
-        "WorkerFunction": ["CoreLayer", "ImagingLayer", "DomainLayer"],
-        "DlqFunction": ["CoreLayer", "DomainLayer"],
-        "SweeperFunction": ["CoreLayer", "DomainLayer"],
+        "ApiFunction": shared,
+        "WorkerFunction": ["CoreLayer", "ImagingLayer", "DomainLayer", "DatabaseCaLayer"],
+        "DlqFunction": shared,
+        "SweeperFunction": shared,
     }
+
+
+def test_the_database_ca_layer_ships_certificates_only_and_none_is_committed(
+    resources: dict[str, Any],
+) -> None:
+    layer = resources["DatabaseCaLayer"]
+    assert layer["Properties"]["ContentUri"] == "layers/database-ca/"
+    assert "Metadata" not in layer  # copied as it is: no build
+    committed = {p.name for p in (ROOT / "layers/database-ca").iterdir()}
+    assert committed <= {"README.md", "supabase-prod-ca-2021.crt", "rds-global-bundle.pem"}
+
+
+def test_each_functions_concurrency_is_capped_so_its_connections_are(
+    resources: dict[str, Any],
+) -> None:
+    """The README's budget: connections = the sum of these, each container holding one."""
+    reserved = {
+        name: resources[name]["Properties"].get("ReservedConcurrentExecutions")
+        for name in ("ApiFunction", "WorkerFunction", "DlqFunction", "SweeperFunction")
+    }
+    assert reserved == {
+        "ApiFunction": {"Ref": "ApiReservedConcurrency"},
+        "WorkerFunction": {"Ref": "WorkerMaximumConcurrency"},
+        "DlqFunction": 2,
+        "SweeperFunction": 1,
+    }
+    worker_source = resources["WorkerFunction"]["Properties"]["Events"]["RestoreMessages"]
+    dlq_source = resources["DlqFunction"]["Properties"]["Events"]["DeadMessages"]
+    assert worker_source["Properties"]["ScalingConfig"] == {
+        "MaximumConcurrency": {"Ref": "WorkerMaximumConcurrency"}
+    }
+    assert dlq_source["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 2}
 
 
 def test_layers_are_built_by_sam_for_the_functions_runtime_and_architecture(
