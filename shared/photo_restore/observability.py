@@ -67,6 +67,9 @@ class HandlerTools:
                     # Flushed only when there is something to say: most API reads emit none.
                     if self.metrics.metric_set:
                         self.metrics.flush_metrics()
+                        # With metrics disabled (local runs) Powertools keeps them, and its
+                        # 100-value automatic flush would then print them anyway.
+                        self.metrics.clear_metrics()
 
             traced = self.tracer.capture_lambda_handler(observed)
             logged = self.logger.inject_lambda_context(
