@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     siliconflow_images_per_minute: int = Field(default=0, ge=0)
     # A reserved slot this near is waited for in the invocation (billed); a later one in the
     # queue (the message is re-sent with a delay, keeping its slot).
-    pacing_max_wait_seconds: float = Field(default=5.0, ge=0, le=60)
+    pacing_max_wait_seconds: float = Field(default=1.0, ge=0, le=60)
     # Daily caps (IPD/RPD) hold work until this UTC hour; the docs do not say when a day ends
     # for SiliconFlow: 16:00 UTC is midnight in China (UTC+8), our assumption.
     siliconflow_daily_reset_utc_hour: int = Field(default=16, ge=0, le=23)
