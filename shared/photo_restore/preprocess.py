@@ -14,6 +14,7 @@ from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError, features
 
 from photo_restore.errors import CorruptImage, ImageTooLarge, RestoreError, UnsupportedImage
 from photo_restore.image_formats import is_hevc_heif, sniff_format
+from photo_restore.jpeg_pass import reencode_jpeg
 from photo_restore.png_bands import PngLayout, iter_bands, png_layout
 from photo_restore.settings import Settings
 
@@ -114,46 +115,98 @@ def preprocess_image(data: bytes, limits: PreprocessLimits) -> ImagePreprocessRe
         plan = _plan_decode(src, fmt, data, draft_target, limits.memory_budget_bytes)
         if plan.peak_bytes > limits.memory_budget_bytes:
             raise ImageTooLarge(_over_budget(src, fmt, plan, limits.memory_budget_bytes))
-        with _decoding():
-            if plan.png is not None:
-                # eXIf may follow the pixels: its chunk was found without decoding them.
-                orientation = _exif_orientation(plan.png.exif)
-                pixels = _decode_png_in_bands(data, plan.png, src, draft_target)
-            else:
-                if plan.draft:
-                    # libjpeg decodes straight at 1/2, 1/4 or 1/8 scale (never below the
-                    # target): 100 MP peaks at ~280 MB instead of ~830 MB.
-                    src.draft("RGB", draft_target)
-                src.load()
-                # Read after load(): PNG may keep eXIf after the pixels, and Pillow's TIFF plugin
-                # applies (and removes) the orientation itself, its header size already rotated.
-                orientation = _orientation(src)
-                pixels = src
-        swapped = orientation in (5, 6, 7, 8)
-        original = (height, width) if swapped else (width, height)
-        target = _fit(original, max_side)
-        # Downscale before transposing: the transpose then copies the small image.
-        stored_target = (target[1], target[0]) if swapped else target
-        mode, icc = src.mode, src.info.get("icc_profile")
-        try:
-            image = _replace(pixels, _downscale(pixels, stored_target))
-            if orientation in _TRANSPOSE:
-                image = _replace(image, image.transpose(_TRANSPOSE[orientation]))
-            image = _replace(image, _to_srgb(image, icc))
-            image.info.clear()  # JPEG save would otherwise carry the comment (and more) over
-            out = io.BytesIO()
-            image.save(out, "JPEG", quality=jpeg_quality)
-            image.close()
-        except (ValueError, OSError) as exc:  # Pillow refusing a conversion of these pixels
-            raise UnsupportedImage(f"unsupported pixel format {mode} in {fmt}: {exc}") from exc
+        if plan.jpeg_shrink and _is_srgb_jpeg(src):
+            # The usual upload: one streamed libvips pass, the orientation from the header.
+            orientation = _orientation(src)
+            original, target, stored_target = _oriented_sizes(src.size, orientation, max_side)
+            with _decoding():
+                image_bytes = reencode_jpeg(
+                    data,
+                    shrink=plan.jpeg_shrink,
+                    stored_size=stored_target,
+                    orientation=orientation,
+                    quality=jpeg_quality,
+                )
+        else:
+            original, target, image_bytes = _through_pillow(
+                src, fmt, data, plan, draft_target, limits
+            )
     return ImagePreprocessResult(
-        image_bytes=out.getvalue(),
+        image_bytes=image_bytes,
         resized=target != original,
         original_dimensions=original,
         new_dimensions=target,
         format_converted=converted,
         original_format=_reported_format(fmt, data),
     )
+
+
+def _through_pillow(
+    src: ImageFile.ImageFile,
+    fmt: str,
+    data: bytes,
+    plan: _DecodePlan,
+    draft_target: tuple[int, int],
+    limits: PreprocessLimits,
+) -> tuple[tuple[int, int], tuple[int, int], bytes]:
+    """Every other input, decoded by Pillow: (original size, target size, the JPEG)."""
+    stored = src.size  # before load(): see the orientation below
+    with _decoding():
+        if plan.png is not None:
+            # eXIf may follow the pixels: its chunk was found without decoding them.
+            orientation = _exif_orientation(plan.png.exif)
+            pixels = _decode_png_in_bands(data, plan.png, src, draft_target)
+        else:
+            if plan.jpeg_shrink > 1:
+                # libjpeg decodes straight at 1/2, 1/4 or 1/8 scale (never below the
+                # target): 100 MP peaks at ~280 MB instead of ~830 MB.
+                src.draft("RGB", draft_target)
+            src.load()
+            # Read after load(): PNG may keep eXIf after the pixels, and Pillow's TIFF plugin
+            # applies (and removes) the orientation itself, its header size already rotated.
+            orientation = _orientation(src)
+            pixels = src
+    original, target, stored_target = _oriented_sizes(stored, orientation, limits.max_side)
+    mode, icc = src.mode, src.info.get("icc_profile")
+    try:
+        # Downscale before transposing: the transpose then copies the small image.
+        image = _replace(pixels, _downscale(pixels, stored_target))
+        if orientation in _TRANSPOSE:
+            image = _replace(image, image.transpose(_TRANSPOSE[orientation]))
+        image = _replace(image, _to_srgb(image, icc))
+        image.info.clear()  # JPEG save would otherwise carry the comment (and more) over
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=limits.jpeg_quality)
+        image.close()
+    except (ValueError, OSError) as exc:  # Pillow refusing a conversion of these pixels
+        raise UnsupportedImage(f"unsupported pixel format {mode} in {fmt}: {exc}") from exc
+    return original, target, out.getvalue()
+
+
+def _oriented_sizes(
+    stored: tuple[int, int], orientation: int, max_side: int
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """(The upright original size, the upright target, the target before the transpose)."""
+    swapped = orientation in (5, 6, 7, 8)
+    original = (stored[1], stored[0]) if swapped else stored
+    target = _fit(original, max_side)
+    return original, target, ((target[1], target[0]) if swapped else target)
+
+
+def _is_srgb_jpeg(src: ImageFile.ImageFile) -> bool:
+    """An 8-bit RGB or greyscale JPEG with no colour profile to apply: what libvips re-encodes.
+    CMYK, and profiles other than sRGB (or broken ones), take Pillow's path."""
+    if src.mode not in ("RGB", "L"):
+        return False
+    icc = src.info.get("icc_profile")
+    if not icc:
+        return True
+    if src.mode != "RGB" or not isinstance(icc, bytes):
+        return False
+    try:
+        return _is_srgb(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return False
 
 
 # --- memory admission --------------------------------------------------------------------
@@ -163,7 +216,7 @@ def preprocess_image(data: bytes, limits: PreprocessLimits) -> ImagePreprocessRe
 class _DecodePlan:
     peak_bytes: int  # estimated from the header: what decoding and converting will allocate
     detail: str  # how it will be decoded, for the refusal message
-    draft: bool = False  # JPEG: decode at reduced scale
+    jpeg_shrink: int = 0  # JPEG: libjpeg's reduced-scale decode, 1, 2, 4 or 8 (0: not a JPEG)
     png: PngLayout | None = None  # PNG: decode a band of rows at a time
 
 
@@ -218,7 +271,7 @@ def _plan_jpeg(src: ImageFile.ImageFile, target: tuple[int, int], output: int) -
         samples = sum(h * v for _, h, v, _ in layers) / (h_max * v_max)
         decoded += int(width * height * 2 * samples)
         detail = f"progressive, {detail}"
-    return _DecodePlan(decoded + output, detail, draft=target != src.size)
+    return _DecodePlan(decoded + output, detail, jpeg_shrink=scale)
 
 
 def _over_budget(src: ImageFile.ImageFile, fmt: str, plan: _DecodePlan, budget: int) -> str:

@@ -1,7 +1,7 @@
 """Builds each Lambda container's long-lived parts once; each handler asks only for what it uses.
 
-The worker's parts (Pillow, pillow-heif, httpx) are built in `worker_wiring`, which no other
-function imports: this module stays free of them so the API's cold start never loads them.
+The worker's parts (Pillow, pillow-heif, libvips, httpx) are built in `worker_wiring`, which no
+other function imports: this module stays free of them so the API's cold start never loads them.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ FUNCTION_DIRS = {
     "DlqFunction": "dlq",
     "SweeperFunction": "sweeper",
 }
-IMAGING_MODULES = {"PIL", "pillow_heif", "httpx"}
+IMAGING_MODULES = {"PIL", "pillow_heif", "httpx", "pyvips", "_libvips", "cffi"}
 # Lambda's limit for a function and all its layers, unzipped.
 UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
 
@@ -99,6 +99,30 @@ def test_worker_decodes_heif_with_the_pinned_imaging_layer(build_dir: Path) -> N
     result = built_artifact.run_in_function("WorkerFunction", code, build_dir=build_dir)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["HEIC", "600", "400"]  # HEVC-coded, as the seed calls it
+
+
+JPEG_PROBE = """
+import io
+import pyvips
+from PIL import Image
+from photo_restore.preprocess import PreprocessLimits, preprocess_image
+
+jpeg = io.BytesIO()
+Image.new("RGB", (1200, 800), (90, 60, 30)).save(jpeg, "JPEG")
+limits = PreprocessLimits(max_side=600, max_pixels=10**8, jpeg_quality=90, memory_budget_bytes=2**28)
+result = preprocess_image(jpeg.getvalue(), limits)
+assert pyvips.__file__.startswith(IMAGING), pyvips.__file__
+print(pyvips.API_mode, *Image.open(io.BytesIO(result.image_bytes)).size)
+"""
+
+
+def test_worker_reencodes_jpegs_with_the_layers_libvips(build_dir: Path) -> None:
+    """pyvips and the libvips that pyvips-binary carries, from the imaging layer alone."""
+    imaging = str(build_dir / "ImagingLayer" / "python")
+    code = f"IMAGING = {imaging!r}\n{JPEG_PROBE}"
+    result = built_artifact.run_in_function("WorkerFunction", code, build_dir=build_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "600", "400"]
 
 
 def directory_bytes(path: Path) -> int:

@@ -11,13 +11,14 @@ import zlib
 from collections.abc import Callable
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pillow_heif
 import pytest
 from PIL import Image, ImageCms, ImageFile, features
 from pillow_heif.as_plugin import HeifImageFile
 
-from photo_restore import preprocess
+from photo_restore import jpeg_pass, preprocess
 from photo_restore.errors import CorruptImage, ImageTooLarge, UnsupportedImage
 from photo_restore.preprocess import ImagePreprocessResult, PreprocessLimits, preprocess_image
 from photo_restore.settings import Settings
@@ -552,6 +553,109 @@ def test_strip_wise_flattening_matches_whole_image(
     strips = prepare(data, max_side=max_side)
     assert strips.new_dimensions == whole.new_dimensions
     assert strips.image_bytes == whole.image_bytes
+
+
+# --- the libvips pass for JPEGs -----------------------------------------------------------
+
+
+def libvips_passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The shrink of each JPEG re-encoded in one libvips pass from now on."""
+    calls: list[int] = []
+    real = jpeg_pass.reencode_jpeg
+
+    def spy(data: bytes, **kwargs: Any) -> bytes:
+        calls.append(kwargs["shrink"])
+        return real(data, **kwargs)
+
+    monkeypatch.setattr("photo_restore.preprocess.reencode_jpeg", spy)
+    return calls
+
+
+def photo_like(size: tuple[int, int]) -> Image.Image:
+    """Gradients, edges and blocks at several scales: what a resampler can get wrong."""
+    width, height = size
+    image = Image.linear_gradient("L").resize(size).convert("RGB")
+    image = Image.merge(
+        "RGB",
+        (
+            image.getchannel(0),
+            image.rotate(90).getchannel(0).resize(size),
+            Image.new("L", size, 90),
+        ),
+    )
+    image.paste(RED, (0, 0, width // 5, height // 5))
+    image.paste(GREEN, (width - width // 4, 0, width, height // 3))
+    image.paste(BLUE, (width // 3, height // 2, width // 2, height - height // 6))
+    return image
+
+
+SRGB_JPEG_CASES: dict[str, Callable[[], bytes]] = {
+    "rgb": lambda: encode(photo_like((96, 64)), "JPEG"),
+    "grey": lambda: encode(photo_like((96, 64)).convert("L"), "JPEG"),
+    "progressive": lambda: encode(photo_like((96, 64)), "JPEG", progressive=True),
+    "srgb profile": lambda: encode(
+        photo_like((96, 64)), "JPEG", icc_profile=matrix_icc(SRGB_COLORANTS, name="sRGB")
+    ),
+}
+OTHER_JPEG_CASES: dict[str, Callable[[], bytes]] = {
+    "cmyk": lambda: encode(photo_like((96, 64)).convert("CMYK"), "JPEG"),
+    "adobe rgb profile": lambda: encode(
+        photo_like((96, 64)),
+        "JPEG",
+        icc_profile=matrix_icc(
+            [(0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446)]
+        ),
+    ),
+    "broken profile": lambda: encode(photo_like((96, 64)), "JPEG", icc_profile=b"not a profile"),
+}
+
+
+@pytest.mark.parametrize("case", [*SRGB_JPEG_CASES, *OTHER_JPEG_CASES])
+def test_srgb_jpegs_take_one_libvips_pass_and_other_jpegs_pillows_path(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = {**SRGB_JPEG_CASES, **OTHER_JPEG_CASES}[case]()
+    passes = libvips_passes(monkeypatch)
+    assert_output(prepare(data))
+    assert passes == ([1] if case in SRGB_JPEG_CASES else [])
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize(
+    ("size", "max_side", "shrink"),
+    [((300, 200), 3584, 1), ((1000, 700), 900, 1), ((2400, 1000), 500, 4)],
+    ids=["kept", "resized", "shrunk on load"],
+)
+def test_the_libvips_pass_gives_the_pixels_pillows_path_gives(
+    orientation: int,
+    size: tuple[int, int],
+    max_side: int,
+    shrink: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exif = with_orientation(orientation)
+    jpeg = encode(photo_like(size), "JPEG", quality=95, exif=exif)
+    # The JPEG's own pixels as a lossless PNG, with the same orientation: Pillow's path.
+    png = encode(Image.open(io.BytesIO(jpeg)), "PNG", exif=exif)
+    passes = libvips_passes(monkeypatch)
+    through_libvips, through_pillow = (
+        prepare(jpeg, max_side=max_side),
+        prepare(png, max_side=max_side),
+    )
+    assert passes == [shrink]
+    assert through_libvips.original_dimensions == through_pillow.original_dimensions
+    assert through_libvips.new_dimensions == through_pillow.new_dimensions
+    assert_close(assert_output(through_libvips), assert_output(through_pillow), tolerance=1.5)
+
+
+def test_a_truncated_jpeg_is_corrupt_in_the_libvips_pass_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = encode(photo_like((400, 300)), "JPEG", quality=95)
+    passes = libvips_passes(monkeypatch)
+    with pytest.raises(CorruptImage):
+        prepare(data[: len(data) * 2 // 3])
+    assert passes == [1]
 
 
 # --- memory admission --------------------------------------------------------------------
