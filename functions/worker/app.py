@@ -21,11 +21,11 @@ from photo_restore.queue import Delivery, parse_restore_message
 from photo_restore.restore_runs import RunOutcome, RunReport
 
 tools = handler_tools("worker")
-logger, metrics, tracer = tools.logger, tools.metrics, tools.tracer
+logger, metrics = tools.logger, tools.metrics
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-@tracer.capture_method
+@tools.traced
 def run_record(record: SQSRecord) -> None:
     """Raising marks only this record failed; it comes back after the backoff the run set."""
     message = parse_restore_message(record.body)

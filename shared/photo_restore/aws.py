@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
@@ -37,3 +38,22 @@ def sqs_client() -> SQSClient:
 
 def events_client() -> EventBridgeClient:
     return boto3.client("events", config=_config())
+
+
+class _CreatedOnFirstUse:
+    """Stands for a client until something calls it, then creates it once."""
+
+    def __init__(self, create: Callable[[], object]) -> None:
+        self._create = create
+        self._client: object | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = self._create()
+        return getattr(self._client, name)
+
+
+def on_first_use[Client](create: Callable[[], Client]) -> Client:
+    """`create()`'s client, created when it is first used: creating one costs 50-100 ms of a
+    cold start, which a request that never calls that service should not pay."""
+    return cast(Client, _CreatedOnFirstUse(create))

@@ -1,94 +1,94 @@
-"""SQLAlchemy models of the existing app's tables (photos, jobs, restore_attempts): match them;
-and of the one small table this service owns (provider pacing), kept apart in its own metadata."""
+"""The existing app's tables (photos, jobs, restore_attempts), which we match, and the one small
+table this service owns (provider pacing), kept apart in its own metadata.
+
+SQLAlchemy Core tables, not ORM classes: every statement here is a Core expression (the
+conditional UPDATEs above all), and the ORM's import alone cost the API's cold start ~0.1 s.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, String, Table, Uuid, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    func,
+)
+
+app_metadata = MetaData()  # the existing app's tables
+service_metadata = MetaData()  # this service's own: created by `photo-restore db create` (README)
 
 
-class Base(DeclarativeBase):
-    """The existing app's tables."""
+def _created_at() -> Column[object]:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
-class ServiceBase(DeclarativeBase):
-    """This service's own table: created by `photo-restore db create` (README)."""
-
-
-class Photo(Base):
-    __tablename__ = "photos"
-    __table_args__ = (
-        Index("ix_photos_owner_id", "owner_id"),
-        Index("ix_photos_status", "status"),
-    )
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    owner_id: Mapped[str] = mapped_column(String, nullable=False)
-    original_key: Mapped[str] = mapped_column(String, nullable=False)
-    processed_key: Mapped[str | None] = mapped_column(String, nullable=True)
-    thumbnail_key: Mapped[str | None] = mapped_column(String, nullable=True)
+photos = Table(
+    "photos",
+    app_metadata,
+    Column("id", Uuid, primary_key=True, default=uuid.uuid4),
+    Column("owner_id", String, nullable=False),
+    Column("original_key", String, nullable=False),
+    Column("processed_key", String, nullable=True),
+    Column("thumbnail_key", String, nullable=True),
     # Changed only through photo_restore.status, which owns the transition table.
-    status: Mapped[str] = mapped_column(String, nullable=False)
-    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    mime_type: Mapped[str] = mapped_column(String, nullable=False)
-    checksum_sha256: Mapped[str] = mapped_column(String, nullable=False)
-    metadata_json: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
-    )
+    Column("status", String, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("mime_type", String, nullable=False),
+    Column("checksum_sha256", String, nullable=False),
+    Column("metadata_json", JSON, nullable=False, default=dict),
+    _created_at(),
+    Column(
+        "updated_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=func.now(),
+        onupdate=func.now(),
+    ),
+    Index("ix_photos_owner_id", "owner_id"),
+    Index("ix_photos_status", "status"),
+)
 
-
-class Job(Base):
-    """The existing app's unit of work; for photo restorations `job.id == photo.id`."""
-
-    __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_email", "email"),)
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+# The existing app's unit of work; for photo restorations `job.id == photo.id`.
+jobs = Table(
+    "jobs",
+    app_metadata,
+    Column("id", Uuid, primary_key=True),
     # Tokens of phone-only users carry no email: the column stays nullable.
-    email: Mapped[str | None] = mapped_column(String, nullable=True)
-    selected_restore_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
-    latest_animation_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
-    thumbnail_s3_key: Mapped[str | None] = mapped_column(String, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    Column("email", String, nullable=True),
+    Column("selected_restore_id", Uuid, nullable=True),
+    Column("latest_animation_id", Uuid, nullable=True),
+    Column("thumbnail_s3_key", String, nullable=True),
+    _created_at(),
+    Index("ix_jobs_email", "email"),
+)
 
-
-class RestoreAttempt(Base):
-    __tablename__ = "restore_attempts"
-    __table_args__ = (Index("ix_restore_attempts_job_id", "job_id"),)
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    job_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("jobs.id"), nullable=False)
+restore_attempts = Table(
+    "restore_attempts",
+    app_metadata,
+    Column("id", Uuid, primary_key=True, default=uuid.uuid4),
+    Column("job_id", Uuid, ForeignKey("jobs.id"), nullable=False),
     # 'pending' until the worker stores the restored image.
-    s3_key: Mapped[str] = mapped_column(String, nullable=False)
-    model: Mapped[str] = mapped_column(String, nullable=False)
-    params: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
+    Column("s3_key", String, nullable=False),
+    Column("model", String, nullable=False),
+    Column("params", JSON, nullable=False, default=dict),
+    _created_at(),
+    Index("ix_restore_attempts_job_id", "job_id"),
+)
 
-
-class ProviderPacing(ServiceBase):
-    """One row per provider model: when its next call may start, shared by every worker so
-    that together they stay under the account's images-per-minute limit."""
-
-    __tablename__ = "photo_restore_provider_pacing"
-
-    key: Mapped[str] = mapped_column(String, primary_key=True)
-    next_free_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-
-
-# Core tables for SQL expressions (the conditional UPDATEs are Core, not ORM unit-of-work).
-photos = cast(Table, Photo.__table__)
-jobs = cast(Table, Job.__table__)
-restore_attempts = cast(Table, RestoreAttempt.__table__)
-provider_pacing = cast(Table, ProviderPacing.__table__)
+# One row per provider model: when its next call may start, shared by every worker so that
+# together they stay under the account's images-per-minute limit.
+provider_pacing = Table(
+    "photo_restore_provider_pacing",
+    service_metadata,
+    Column("key", String, primary_key=True),
+    Column("next_free_at", DateTime(timezone=True), nullable=False),
+)

@@ -203,11 +203,11 @@ class SqlRepository:
     def create_schema(self) -> None:
         """The existing app's tables and indexes where missing (empty databases, the local
         stack and tests), and this service's pacing table: nothing existing is ever altered."""
-        from photo_restore.models import Base, ServiceBase
+        from photo_restore.models import app_metadata, service_metadata
 
         try:
-            Base.metadata.create_all(self.engine)
-            ServiceBase.metadata.create_all(self.engine)
+            app_metadata.create_all(self.engine)
+            service_metadata.create_all(self.engine)
         except SQLAlchemyError as error:
             raise DependencyUnavailable("the database is unavailable; try again") from error
 

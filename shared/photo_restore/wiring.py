@@ -100,7 +100,7 @@ def object_storage() -> ObjectStorage:
     from photo_restore import aws
     from photo_restore.storage import ObjectStorage
 
-    return ObjectStorage(aws.s3_client(), get_settings().bucket_name)
+    return ObjectStorage(aws.on_first_use(aws.s3_client), get_settings().bucket_name)
 
 
 @cache
@@ -108,7 +108,7 @@ def restore_queue() -> RestoreQueue:
     from photo_restore import aws
     from photo_restore.queue import RestoreQueue
 
-    return RestoreQueue(aws.sqs_client(), get_settings().queue_url)
+    return RestoreQueue(aws.on_first_use(aws.sqs_client), get_settings().queue_url)
 
 
 @cache
@@ -124,7 +124,7 @@ def restore_announcer() -> RestoreAnnouncer:
 
     bus = get_settings().event_bus_name
     publisher: EventPublisher = (
-        EventBridgePublisher(aws.events_client(), bus) if bus else NoEvents()
+        EventBridgePublisher(aws.on_first_use(aws.events_client), bus) if bus else NoEvents()
     )
     return RestoreAnnouncer(
         repository(),

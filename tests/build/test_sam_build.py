@@ -76,6 +76,23 @@ def test_handlers_without_the_imaging_layer_never_load_imaging_modules(
     assert not IMAGING_MODULES & set(imports[function]["modules"])
 
 
+@pytest.mark.parametrize("function", FUNCTION_DIRS)
+def test_only_the_api_starts_without_the_xray_sdk(
+    function: str, imports: dict[str, dict[str, Any]]
+) -> None:
+    # Its ~0.35 s import is a cold start a user would wait for: Lambda's active tracing only.
+    loaded = "aws_xray_sdk" in imports[function]["modules"]
+    assert loaded == (function != "ApiFunction")
+
+
+def test_the_api_starts_without_sqlalchemys_orm(build_dir: Path) -> None:
+    # The tables are Core: the ORM's import would cost every cold start ~0.1 s for nothing.
+    code = "import app, sys\nprint(' '.join(sorted(sys.modules)))"
+    result = built_artifact.run_in_function("ApiFunction", code, build_dir=build_dir)
+    assert result.returncode == 0, result.stderr
+    assert "sqlalchemy.orm" not in result.stdout.split()
+
+
 # Run in the worker's sandbox, where IMAGING names the imaging layer's dir.
 HEIF_PROBE = """
 import io
