@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 # Slots are spaced for this share of the limit: the provider's own window and clock are not
 # ours, and a call that lands a hair early is a 429.
 HEADROOM = 0.97
+# A held slot is used only this long after its time. Work that comes back later (its message
+# waited for a free container) takes a fresh slot: made late, its call would share a minute
+# with the calls of the slots after it, and more than HEADROOM leaves room for.
+LATE_SLOT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,11 @@ class ProviderPacer:
         )
 
     def pace(self, reserved: datetime | None = None) -> PaceDecision:
-        """Reserve a slot (or keep `reserved`, the one this work already holds); when it is
-        near, wait for it here and return a decision to call now."""
-        if reserved is not None:
-            wait = (reserved - self._clock()).total_seconds()
+        """Reserve a slot (or keep `reserved`, the one this work already holds, unless it is
+        more than LATE_SLOT_SECONDS past); when it is near, wait for it here and return a
+        decision to call now."""
+        wait = (reserved - self._clock()).total_seconds() if reserved is not None else None
+        if reserved is not None and wait is not None and wait >= -LATE_SLOT_SECONDS:
             decision = PaceDecision(reserved, max(0.0, wait), wait > self.max_wait_seconds)
         else:
             try:

@@ -505,6 +505,27 @@ def test_pacing_spaces_provider_calls_and_sends_later_work_to_its_slot() -> None
     assert world.repository.tables.pacing == reserved
 
 
+def test_work_back_well_after_its_slot_takes_a_fresh_one_instead_of_crowding_the_next() -> None:
+    world = PacedWorld()
+    assert world.run().outcome is RunOutcome.SUCCEEDED  # takes the slot now; the next is ~31 s on
+    stale_slot = world.repository.clock.now - timedelta(seconds=5)  # its container was busy
+    report = world.run(world.other_message.model_copy(update={"paced_slot": stale_slot}))
+    assert report.outcome is RunOutcome.PACED  # queued for the next free slot, not called now
+    [(later, _)] = world.queue.sent
+    assert later.paced_slot is not None and later.paced_slot > world.repository.clock.now
+    assert len(world.editor.requests) == 1
+
+
+def test_work_back_a_moment_after_its_slot_still_uses_it() -> None:
+    world = PacedWorld()
+    slot = world.repository.clock.now - timedelta(seconds=0.5)
+    reserved = dict(world.repository.tables.pacing)
+    assert world.run(world.message.model_copy(update={"paced_slot": slot})).outcome is (
+        RunOutcome.SUCCEEDED
+    )
+    assert world.repository.tables.pacing == reserved and world.sleeps == []
+
+
 def test_a_429_despite_pacing_gives_up_the_slot_it_used() -> None:
     world = PacedWorld()
     world.editor.answers = [ProviderRateLimited("429 IPM limit reached.", limit="IPM")]
