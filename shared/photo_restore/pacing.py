@@ -28,7 +28,7 @@ HEADROOM = 0.97
 # A held slot is used only this long after its time. Work that comes back later (its message
 # waited for a free container) takes a fresh slot: made late, its call would share a minute
 # with the calls of the slots after it, and more than HEADROOM leaves room for.
-LATE_SLOT_SECONDS = 1.0
+LATE_SLOT_SECONDS = 1.5
 
 
 @dataclass(frozen=True)

@@ -89,9 +89,10 @@ class Settings(BaseSettings):
     # Pace every worker's calls together to this many images per minute: the account's IPM for
     # the model (the lowest tier's is 2). 0: no pacing, and 429s are deferred as they come.
     siliconflow_images_per_minute: int = Field(default=0, ge=0)
-    # A reserved slot this near is waited for in the invocation (billed); a later one in the
-    # queue (the message is re-sent with a delay, keeping its slot).
-    pacing_max_wait_seconds: float = Field(default=1.0, ge=0, le=60)
+    # A reserved slot this near is waited for in the invocation (billed: 2 s of a 1 GB worker
+    # is $0.00003); a later one in the queue (the message is re-sent with a delay, keeping its
+    # slot). Shorter, work comes back late and wastes its slot (benchmarks/bench_throughput).
+    pacing_max_wait_seconds: float = Field(default=2.0, ge=0, le=60)
     # Daily caps (IPD/RPD) hold work until this UTC hour; the docs do not say when a day ends
     # for SiliconFlow: 16:00 UTC is midnight in China (UTC+8), our assumption.
     siliconflow_daily_reset_utc_hour: int = Field(default=16, ge=0, le=23)
