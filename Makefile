@@ -40,9 +40,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The packages and tests, then each handler on its own (every one is a module named `app`).
+# The packages and tests, the benchmarks, then each handler on its own (every one is a module
+# named `app`).
 typecheck: install
 	$(BIN)/mypy
+	$(BIN)/mypy benchmarks
 	for handler in functions/*/app.py; do $(BIN)/mypy $$handler || exit 1; done
 
 pytest: install
@@ -51,7 +53,8 @@ pytest: install
 openapi: install
 	$(BIN)/python scripts/export_openapi.py
 
-bench: install
+# The API's cold start is measured on the build output, as Lambda loads it.
+bench: install sam-build
 	$(BIN)/python benchmarks/bench_preprocess.py
 	$(BIN)/python benchmarks/bench_hot_paths.py
 
