@@ -26,9 +26,9 @@ logger = logging.getLogger(__name__)
 # ours, and a call that lands a hair early is a 429.
 HEADROOM = 0.97
 # A held slot is used only this long after its time. Work that comes back later (its message
-# waited for a free container) takes a fresh slot: made late, its call would share a minute
-# with the calls of the slots after it, and more than HEADROOM leaves room for.
-LATE_SLOT_SECONDS = 1.5
+# waited for a free container) takes a fresh slot: its call would crowd a provider minute with
+# the calls of the slots after it, beyond what HEADROOM leaves room for (60 / 0.97 - 60 s).
+LATE_SLOT = timedelta(seconds=1.5)
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,11 @@ class ProviderPacer:
 
     def pace(self, reserved: datetime | None = None) -> PaceDecision:
         """Reserve a slot (or keep `reserved`, the one this work already holds, unless it is
-        more than LATE_SLOT_SECONDS past); when it is near, wait for it here and return a
-        decision to call now."""
-        wait = (reserved - self._clock()).total_seconds() if reserved is not None else None
-        if reserved is not None and wait is not None and wait >= -LATE_SLOT_SECONDS:
+        more than LATE_SLOT past); when it is near, wait for it here and return a decision to
+        call now."""
+        now = self._clock()
+        if reserved is not None and now - reserved <= LATE_SLOT:
+            wait = (reserved - now).total_seconds()
             decision = PaceDecision(reserved, max(0.0, wait), wait > self.max_wait_seconds)
         else:
             try:
