@@ -194,10 +194,7 @@ def bench_worker(repeat: int) -> dict[str, Any]:
         settings = Settings(
             database_url=SecretStr(database_url),
             database_ssl_mode="disable",
-            queue_url=resources.queue_url,
-            dlq_url=resources.dlq_url,
-            bucket_name=resources.bucket_name,
-            event_bus_name=resources.event_bus_name,
+            **resources.settings_fields(),  # type: ignore[arg-type]
             siliconflow_base_url=services.siliconflow_base_url,
             siliconflow_api_key=SecretStr("bench"),
             siliconflow_allow_private_urls=True,

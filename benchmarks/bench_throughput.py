@@ -239,10 +239,7 @@ def run_once(args: argparse.Namespace, route: str, postgres_url: str) -> dict[st
         settings = Settings(
             database_url=SecretStr(database_url),
             database_ssl_mode="disable",
-            queue_url=resources.queue_url,
-            dlq_url=resources.dlq_url,
-            bucket_name=resources.bucket_name,
-            event_bus_name=resources.event_bus_name,
+            **resources.settings_fields(),  # type: ignore[arg-type]
             visibility_timeout_seconds=120,
             siliconflow_base_url=services.siliconflow_base_url,
             siliconflow_api_key=SecretStr("bench"),

@@ -109,10 +109,7 @@ def settings(database_url: str, resources: LocalResources) -> Settings:
     return Settings(
         database_url=SecretStr(database_url),
         database_ssl_mode="disable",
-        queue_url=resources.queue_url,
-        dlq_url=resources.dlq_url,
-        bucket_name=resources.bucket_name,
-        event_bus_name=resources.event_bus_name,
+        **resources.settings_fields(),  # type: ignore[arg-type]
         visibility_timeout_seconds=30,
         max_receive_count=3,
     )

@@ -200,6 +200,15 @@ class LocalResources:
     # read what was published, as a real subscriber would receive it.
     events_queue_url: str
 
+    def settings_fields(self) -> dict[str, str]:
+        """The Settings fields that name these resources."""
+        return {
+            "queue_url": self.queue_url,
+            "dlq_url": self.dlq_url,
+            "bucket_name": self.bucket_name,
+            "event_bus_name": self.event_bus_name,
+        }
+
 
 def provision(
     *,
