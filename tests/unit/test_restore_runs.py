@@ -78,6 +78,7 @@ class World:
         self.attempt_id = accepted.restore_attempt_id
         self.message = RestoreMessage(photo_id=self.photo.id, restore_attempt_id=self.attempt_id)
         self.queue.sent.clear()
+        self.pacer: ProviderPacer | None = None
 
     def run(self, message: RestoreMessage | None = None) -> RunReport:
         run = RestoreRun(
@@ -89,6 +90,7 @@ class World:
             fetch_result=lambda url: self.result,
             settings=self.settings,
             announcer=self.announcer,
+            pacer=self.pacer,
             clock=lambda: self.now,
         )
         return run.run(message or self.message)
@@ -466,21 +468,6 @@ class PacedWorld(World):
             photo_id=self.other.id, restore_attempt_id=accepted.body.restore_attempt_id
         )
         self.queue.sent.clear()
-
-    def run(self, message: RestoreMessage | None = None) -> RunReport:
-        run = RestoreRun(
-            repository=self.repository,
-            storage=self.storage,
-            queue=self.queue,
-            editor=self.editor,
-            preprocess=lambda data: self.preprocess(data),
-            fetch_result=lambda url: self.result,
-            settings=self.settings,
-            announcer=self.announcer,
-            pacer=self.pacer,
-            clock=lambda: self.now,
-        )
-        return run.run(message or self.message)
 
 
 def test_pacing_spaces_provider_calls_and_sends_later_work_to_its_slot() -> None:
