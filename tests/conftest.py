@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["tests.fixtures"]
+pytest_plugins = ["tests.fixtures", "tests.collection_guard"]
 
 # How the database is reached: directly, or through a transaction-mode pooler (PgBouncer, as
 # Supabase's Supavisor and RDS Proxy pool). Tests marked `database` run both ways.
