@@ -164,8 +164,12 @@ def pipeline(
     api = load_handler("api", pipeline_settings)
     worker = load_handler("worker", pipeline_settings)
     dlq = load_handler("dlq", pipeline_settings)
-    yield Pipeline(pipeline_settings, engine, s3, sqs, standin, api, worker, dlq)
+    pipeline = Pipeline(pipeline_settings, engine, s3, sqs, standin, api, worker, dlq)
+    yield pipeline
     wiring.reset()
+    # A failed record is an answer (batchItemFailures); a raise would be an invocation error.
+    for source in (pipeline.worker_source, pipeline.dlq_source):
+        assert source.invocation_errors == 0, "a handler raised instead of answering its batch"
 
 
 @pytest.fixture(scope="session")

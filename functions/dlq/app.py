@@ -19,7 +19,9 @@ from photo_restore.observability import handler_tools
 
 tools = handler_tools("dlq")
 logger, metrics = tools.logger, tools.metrics
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is still a partial-failure answer: raising would count as
+# an invocation error (the Errors metric and its alarm) for what is only a retry.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def settle_record(record: SQSRecord) -> None:

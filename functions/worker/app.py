@@ -22,7 +22,9 @@ from photo_restore.restore_runs import RunOutcome, RunReport
 
 tools = handler_tools("worker")
 logger, metrics = tools.logger, tools.metrics
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is still a partial-failure answer: raising would count as
+# an invocation error (the Errors metric and its alarm) for what is only a retry.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @tools.traced

@@ -15,19 +15,12 @@ import pytest
 from sqlalchemy import Engine
 
 from photo_restore.settings import Settings
-from photo_restore_tools.local.functions import settings_environment
 from tests.helpers import built_artifact, records
-from tests.helpers.handlers import TEST_ENVIRONMENT
+from tests.helpers.event_files import EVENT_ATTEMPT_ID, EVENT_OWNER, EVENT_PHOTO_ID, event_file
 from tests.helpers.images import old_photo
 from tests.helpers.records import insert_photo
 
 pytestmark = pytest.mark.sam
-
-EVENTS = built_artifact.ROOT / "events"
-# The ids written in the event files; each test swaps in fresh ones.
-EVENT_PHOTO_ID = "3f1c2a9e-6b1d-4c1e-9a53-2f0e8d7b4c61"
-EVENT_ATTEMPT_ID = "9b2e7c4a-1f3d-4e8b-8c6a-5d4f3e2a1b09"
-EVENT_OWNER = "7d4e1b2a-3c5f-4a6e-9b8d-1c2e3f4a5b6c"
 
 INVOKE = """
 import json, sys
@@ -46,31 +39,8 @@ print("RESULT " + json.dumps(app.lambda_handler(event, Context())))
 """
 
 
-def event_file(tmp_path: Path, name: str, replacements: dict[str, str]) -> Path:
-    text = (EVENTS / name).read_text()
-    for old, new in replacements.items():
-        assert old in text, f"{name} no longer contains {old}"
-        text = text.replace(old, new)
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
 def invoke(function: str, event: Path, build_dir: Path, settings: Settings) -> Any:
-    import os
-
-    configured = {k: v for k, v in settings_environment(settings).items() if v is not None}
-    environment = built_artifact.lambda_environment(
-        function,
-        build_dir,
-        **configured,
-        **TEST_ENVIRONMENT,
-        AWS_ENDPOINT_URL=os.environ["AWS_ENDPOINT_URL"],
-        AWS_ACCESS_KEY_ID="local",
-        AWS_SECRET_ACCESS_KEY="local",
-        AWS_REGION="us-east-1",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
+    environment = built_artifact.function_environment(function, build_dir, settings)
     code = INVOKE.replace("sys.argv[1]", repr(str(event)))
     result = built_artifact.run_in_function(
         function, code, build_dir=build_dir, environment=environment

@@ -20,7 +20,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from photo_restore.settings import Settings
+from photo_restore_tools.local.functions import settings_environment
 from photo_restore_tools.template import load_template
+from tests.helpers.handlers import TEST_ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -36,6 +39,14 @@ def function_layers(template: dict[str, Any] | None = None) -> dict[str, list[st
         for name, resource in template["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function"
     }
+
+
+def function_handler(function: str, template: dict[str, Any] | None = None) -> str:
+    """`function`'s `Handler` (its own, else the template's Globals)."""
+    template = template or load_template()
+    own = template["Resources"][function]["Properties"].get("Handler")
+    handler: str = own or template["Globals"]["Function"]["Handler"]
+    return handler
 
 
 def function_sys_path(function: str, build_dir: Path = DEFAULT_BUILD_DIR) -> list[Path]:
@@ -110,6 +121,9 @@ def base_python() -> str:
     return str(getattr(sys, "_base_executable", None) or sys.executable)
 
 
+TEST_FUNCTION_ARN = "arn:aws:lambda:eu-central-1:123456789012:function:invoke-test"
+
+
 def lambda_environment(function: str, build_dir: Path, **overrides: str) -> dict[str, str]:
     """A Lambda-like environment (region, task root, function name); no AWS credentials."""
     environment = {
@@ -126,6 +140,22 @@ def lambda_environment(function: str, build_dir: Path, **overrides: str) -> dict
     }
     environment.update(overrides)
     return environment
+
+
+def function_environment(function: str, build_dir: Path, settings: Settings) -> dict[str, str]:
+    """A deployed function's environment with `settings`, pointed at the session's moto."""
+    configured = {k: v for k, v in settings_environment(settings).items() if v is not None}
+    return lambda_environment(
+        function,
+        build_dir,
+        **configured,
+        **TEST_ENVIRONMENT,
+        AWS_ENDPOINT_URL=os.environ["AWS_ENDPOINT_URL"],
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",
+        AWS_REGION="us-east-1",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
 
 
 def run_in_function(

@@ -43,6 +43,8 @@ class PollStats:
     succeeded: int = 0
     failed: int = 0
     failures: list[str] = field(default_factory=list)
+    # Invocations that raised: on Lambda each counts in the function's Errors metric.
+    invocation_errors: int = 0
 
 
 class SqsEventSource:
@@ -65,6 +67,8 @@ class SqsEventSource:
         self._arn = self._queue_arn()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Since the source was made: a handler answers failed records, it never raises for them.
+        self.invocation_errors = 0
 
     def _queue_arn(self) -> str:
         attributes = self._sqs.get_queue_attributes(
@@ -96,6 +100,8 @@ class SqsEventSource:
             # A crashed invocation fails the whole batch, as on Lambda.
             logger.exception("%s failed the whole batch", self._function_name)
             failed_ids = {m["MessageId"] for m in messages}
+            stats.invocation_errors = 1
+            self.invocation_errors += 1
         for message in messages:
             if message["MessageId"] in failed_ids:
                 # Left to SQS, as Lambda leaves it: back after the visibility timeout, or
