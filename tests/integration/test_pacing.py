@@ -11,8 +11,10 @@ from datetime import timedelta
 
 import pytest
 
+from photo_restore.pacing import ProviderPacer
 from photo_restore.repository import ProviderSlot, SqlRepository
 from tests.helpers.images import old_photo
+from tests.helpers.pacing_workers import paced_processes
 from tests.helpers.pipeline import Pipeline
 
 pytestmark = pytest.mark.database  # runs direct and through PgBouncer (tests/conftest.py)
@@ -34,6 +36,25 @@ def test_concurrent_reservations_get_distinct_slots_one_interval_apart(
     assert [b - a for a, b in itertools.pairwise(slots)] == [interval] * (workers - 1)
     with repository.transaction() as tx:  # the next one continues the schedule
         assert tx.reserve_provider_slot(key, interval).starts_at == slots[-1] + interval
+
+
+def test_worker_processes_share_one_schedule_in_the_database(
+    database_url: str, repository: SqlRepository
+) -> None:
+    """Separate processes (Lambda containers) calling at once: their slots together, not
+    only each process's own, are one interval apart. A schedule kept in a process's memory
+    would give each process its own first slot at "now", side by side with the others'."""
+    key, images_per_minute, processes, calls = f"model-{uuid.uuid4()}", 60, 3, 8
+    per_process = paced_processes(
+        database_url, key, images_per_minute=images_per_minute, processes=processes, calls=calls
+    )
+
+    assert [len(slots) for slots in per_process] == [calls] * processes
+    interval = ProviderPacer(
+        repository, key=key, images_per_minute=images_per_minute, max_wait_seconds=0
+    ).interval
+    together = sorted(itertools.chain.from_iterable(per_process))
+    assert [b - a for a, b in itertools.pairwise(together)] == [interval] * (len(together) - 1)
 
 
 def test_paced_workers_stay_under_the_providers_limit_without_a_429(pipeline: Pipeline) -> None:
