@@ -2,7 +2,8 @@
 
 The fake repository applies the same rules as the SQL one (the status table, the attempt
 lifecycle, "in flight" = the photo's newest attempt and still pending) through the pure modules,
-and rolls back on any exception, so a use case cannot tell it from Postgres.
+and rolls back on any exception, so a use case cannot tell it from Postgres: the contract suite
+(tests/integration/test_repository_contract.py) runs the same tests on it and on SqlRepository.
 """
 
 from __future__ import annotations

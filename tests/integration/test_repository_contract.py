@@ -319,6 +319,23 @@ def test_the_sweepers_fail_only_settles_a_photo_idle_since_before_the_cut_off(
         )
 
 
+def test_a_delivery_starting_after_the_sweepers_cut_off_keeps_its_photo(store: Store) -> None:
+    photo = store.add_photo()
+    attempt = claimed(store, photo)
+    cut_off = store.now()  # the sweeper found the photo idle since before this
+    with store.repository.transaction() as tx:
+        assert tx.start_attempt(photo.id, attempt.id) is not None  # its heartbeat
+    with store.repository.transaction() as tx:
+        assert photo.id not in tx.idle_processing_photo_ids(cut_off)
+        assert not tx.fail_attempt(
+            photo_id=photo.id,
+            attempt_id=attempt.id,
+            error={"code": "stuck_in_processing"},
+            idle_before=cut_off,
+        )
+    assert photo_of(store, photo.id).status is PhotoStatus.PROCESSING
+
+
 def test_canceling_ends_the_owners_attempt_in_flight(store: Store) -> None:
     photo = store.add_photo()
     attempt = claimed(store, photo)
