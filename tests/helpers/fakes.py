@@ -2,7 +2,8 @@
 
 The fake repository applies the same rules as the SQL one (the status table, the attempt
 lifecycle, "in flight" = the photo's newest attempt and still pending) through the pure modules,
-and rolls back on any exception, so a use case cannot tell it from Postgres.
+and rolls back on any exception, so a use case cannot tell it from Postgres: the contract suite
+(tests/integration/test_repository_contract.py) runs the same tests on it and on SqlRepository.
 """
 
 from __future__ import annotations
@@ -171,13 +172,16 @@ class FakeTransaction:
         return QuotaUsage(len(counted), max(0, int(-(-left // 1))))
 
     def inference_seconds_median(self, *, sample: int) -> float | None:
-        done = [a for a in self._t.attempts.values() if a.state is State.SUCCEEDED]
-        done.sort(key=lambda a: (a.created_at, a.id), reverse=True)
-        times = sorted(
-            float(a.params["inference_time_seconds"])
-            for a in done[:sample]
-            if isinstance(a.params.get("inference_time_seconds"), int | float)
-        )
+        # The sample is of the succeeded attempts that have a time (a JSON number: no bool).
+        timed = [
+            a
+            for a in self._t.attempts.values()
+            if a.state is State.SUCCEEDED
+            and isinstance(a.params.get("inference_time_seconds"), int | float)
+            and not isinstance(a.params["inference_time_seconds"], bool)
+        ]
+        timed.sort(key=lambda a: (a.created_at, a.id), reverse=True)
+        times = sorted(float(a.params["inference_time_seconds"]) for a in timed[:sample])
         if not times:
             return None
         middle = len(times) // 2
@@ -186,16 +190,18 @@ class FakeTransaction:
     def unannounced_attempts(
         self, *, finished_before: timedelta, window: timedelta
     ) -> list[Attempt]:
-        return [
+        now = self._clock()  # a later transaction's now(): after every stamp written before
+        found = [
             a
             for a in self._t.attempts.values()
             if a.state in FINAL_STATES
             and FINISHED_AT in a.params
             and not a.event_published
-            and a.created_at > self._clock.now - window
+            and a.created_at > now - window
             and a.finished_at is not None
-            and a.finished_at < self._clock.now - finished_before
+            and a.finished_at < now - finished_before
         ]
+        return sorted(found, key=lambda a: a.created_at)
 
     def lock_owner(self, owner_id: str) -> None:
         """The fake runs one transaction at a time: nothing to wait for."""
@@ -220,7 +226,7 @@ class FakeTransaction:
         codes: Collection[str] | None = None,
         photo_ids: Collection[uuid.UUID] | None = None,
     ) -> list[FailedRestore]:
-        found = []
+        found: list[tuple[datetime, FailedRestore]] = []
         for photo in self._t.photos.values():
             newest = self.newest_attempt(photo.id)
             if newest is None or newest.error is None or newest.created_at < since:
@@ -228,8 +234,10 @@ class FakeTransaction:
             code = newest.error.get("code")
             if (codes and code not in codes) or (photo_ids and photo.id not in photo_ids):
                 continue
-            found.append(FailedRestore(photo.id, newest.id, photo.owner_id, code))
-        return found
+            found.append(
+                (newest.created_at, FailedRestore(photo.id, newest.id, photo.owner_id, code))
+            )
+        return [failed for _, failed in sorted(found, key=lambda pair: pair[0])]
 
     def claim_photo(self, photo_id: uuid.UUID, owner_id: str) -> Photo | None:
         photo = self.owned_photo(photo_id, owner_id)
@@ -285,8 +293,7 @@ class FakeTransaction:
         merged = {k: v for k, v in attempt.params.items() if k not in dropped}
         merged |= dict(params) | {FINISHED_AT: self._stamp()}
         self._set_attempt(attempt, s3_key=s3_key, params=merged)
-        self._t.jobs[photo_id]["selected_restore_id"] = attempt_id
-        self._t.jobs[photo_id]["thumbnail_s3_key"] = params.get(THUMBNAIL_KEY)
+        self._select(photo_id, attempt_id, params.get(THUMBNAIL_KEY))
         return True
 
     def fail_attempt(
@@ -334,7 +341,9 @@ class FakeTransaction:
         self._stamp_attempt(attempt_id, ENQUEUED_AT)
 
     def _stamp_attempt(self, attempt_id: uuid.UUID, key: str) -> None:
-        attempt = self._t.attempts[attempt_id]
+        attempt = self._t.attempts.get(attempt_id)
+        if attempt is None:
+            return
         self._set_attempt(attempt, params={**attempt.params, key: self._stamp()})
 
     def _stamp(self) -> str:
@@ -367,11 +376,18 @@ class FakeTransaction:
         return True
 
     def select_restore(self, attempt: Attempt) -> None:
+        if attempt.restored_key is None:
+            raise ValueError("only a succeeded attempt can be selected")
         photo = self._t.photos[attempt.photo_id]
         self._set_photo(photo, processed_key=attempt.restored_key, touch=False)
-        job = self._t.jobs[attempt.photo_id]
-        job["selected_restore_id"] = attempt.id
-        job["thumbnail_s3_key"] = attempt.thumbnail_key
+        self._select(attempt.photo_id, attempt.id, attempt.thumbnail_key)
+
+    def _select(
+        self, photo_id: uuid.UUID, attempt_id: uuid.UUID, thumbnail_key: str | None
+    ) -> None:
+        job = self._t.jobs.get(photo_id)
+        if job is not None:  # an UPDATE of the job's row: nothing without one
+            job |= {"selected_restore_id": attempt_id, "thumbnail_s3_key": thumbnail_key}
 
     def _in_flight_photo(self, photo_id: uuid.UUID, attempt_id: uuid.UUID) -> Photo | None:
         photo = self._t.photos.get(photo_id)

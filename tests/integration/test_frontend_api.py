@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -224,18 +223,19 @@ def test_cancel_puts_the_photo_back_and_the_worker_stores_nothing(
 def test_a_cancel_while_the_provider_runs_leaves_no_orphan(pipeline: Pipeline) -> None:
     photo = pipeline.add_photo(old_photo())
     attempt_id = pipeline.request_restore(photo)
-    pipeline.standin.enqueue(Behaviour.delay(2.0))
+    # The provider's answer is held until the cancel is in: no race with a delay's length.
+    pipeline.standin.enqueue(Behaviour.held())
     worker = threading.Thread(target=pipeline.drain)
     worker.start()
-    deadline = time.monotonic() + 10
-    while pipeline.attempt(attempt_id).phase.value != "generating":
-        assert time.monotonic() < deadline, "the worker never reached the provider"
-        time.sleep(0.05)
-    status, body = pipeline.call_api("GET", f"/photos/{photo.id}", photo.owner_id)
-    assert body["latest_attempt"]["phase"] == "generating"
-    status, _ = pipeline.call_api("DELETE", f"/photos/{photo.id}/restore", photo.owner_id)
-    assert status == 200
-    worker.join()
+    try:
+        assert pipeline.standin.wait_for_held(1), "the worker never reached the provider"
+        status, body = pipeline.call_api("GET", f"/photos/{photo.id}", photo.owner_id)
+        assert body["latest_attempt"]["phase"] == "generating"
+        status, _ = pipeline.call_api("DELETE", f"/photos/{photo.id}/restore", photo.owner_id)
+        assert status == 200
+    finally:
+        pipeline.standin.release_held()
+        worker.join()
 
     assert len(pipeline.standin.requests) == 1  # made, and not refundable
     assert pipeline.restored_keys(photo.id) == []

@@ -142,7 +142,9 @@ def test_a_slow_drip_of_headers_is_cut_off_at_the_deadline() -> None:
         with pytest.raises(ProviderUnavailable, match="Timeout"):
             downloader(timeout_seconds=2).download(f"http://127.0.0.1:{port}/r.png")
         elapsed = time.monotonic() - started
-    assert elapsed < 4, f"the 2 s deadline took {elapsed:.1f} s"
+    # Not before the deadline, and long before the minute of drip: a margin of tens of
+    # seconds, not a race with a loaded machine.
+    assert 2 <= elapsed < 30, f"the 2 s deadline took {elapsed:.1f} s"
 
 
 # --- Pinning keeps TLS honest: connect to the vetted IP, verify the certificate by name -------
@@ -276,4 +278,6 @@ def test_a_slow_drip_over_tls_is_cut_off_at_the_deadline(
         with pytest.raises(ProviderUnavailable, match="Timeout"):
             pinned.download(f"https://cdn.example:{port}/r.png")
         elapsed = time.monotonic() - started
-    assert elapsed < 4, f"the 2 s deadline took {elapsed:.1f} s"
+    # Not before the deadline, and long before the minute of drip: a margin of tens of
+    # seconds, not a race with a loaded machine.
+    assert 2 <= elapsed < 30, f"the 2 s deadline took {elapsed:.1f} s"

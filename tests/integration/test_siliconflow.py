@@ -229,7 +229,8 @@ def test_zero_retries_means_one_attempt(standin: SiliconFlowStandIn, sleeps: Sle
 
 
 def test_read_timeout_retried_then_unavailable(standin: SiliconFlowStandIn, sleeps: Sleeps) -> None:
-    standin.enqueue(Behaviour.hang(3), Behaviour.hang(3))
+    # Held until the client gives up: no race between a hang's length and the timeout.
+    standin.enqueue(Behaviour.held(), Behaviour.held())
     client = SiliconFlowClient(
         base_url=standin.base_url,
         api_key=API_KEY,
@@ -241,6 +242,7 @@ def test_read_timeout_retried_then_unavailable(standin: SiliconFlowStandIn, slee
     with pytest.raises(ProviderUnavailable, match="ReadTimeout"):
         client.edit_image(_request())
     assert len(standin.requests) == 2 and len(sleeps) == 1
+    assert standin.wait_for_abandoned(2)  # both tries were the client's own timeouts
     client.close()
 
 

@@ -7,6 +7,7 @@ import io
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -339,6 +340,23 @@ def test_hang_drops_the_connection_after_silence(
     standin.enqueue(Behaviour.hang(0.1))
     with pytest.raises(httpx.RemoteProtocolError):
         _post(http, standin, _body())
+
+
+def test_a_held_answer_waits_for_the_client_to_give_up_or_the_test_to_release_it(
+    standin: SiliconFlowStandIn, http: httpx.Client
+) -> None:
+    standin.enqueue(Behaviour.held())
+    with pytest.raises(httpx.TimeoutException):  # nothing comes, however long it waits
+        http.post(f"{standin.base_url}/images/generations", json=_body(), headers=AUTH, timeout=0.2)
+    assert standin.wait_for_abandoned(1)  # the stand-in saw the client leave
+
+    standin.enqueue(Behaviour.held())
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(_post, http, standin, _body())
+        assert standin.wait_for_held(2)
+        standin.release_held()
+        assert answer.result(timeout=60).status_code == 200
+    assert standin.wait_for_abandoned(1, timeout=0)
 
 
 def test_reset_clears_everything(standin: SiliconFlowStandIn, http: httpx.Client) -> None:

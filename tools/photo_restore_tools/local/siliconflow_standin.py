@@ -20,6 +20,8 @@ import json
 import logging
 import math
 import random
+import select
+import socket
 import threading
 import time
 import uuid
@@ -53,6 +55,7 @@ BehaviourKind = Literal[
     "empty_images",
     "result_url",
     "not_an_image_result",
+    "held",
 ]
 
 
@@ -113,6 +116,13 @@ class Behaviour:
     def hang(cls, seconds: float) -> Behaviour:
         """Say nothing for `seconds`, then drop the connection (triggers client read timeouts)."""
         return cls(kind="hang", seconds=seconds)
+
+    @classmethod
+    def held(cls, max_seconds: float = 60.0) -> Behaviour:
+        """Say nothing until the test calls release_held() (then answer as usual) or the
+        client gives up (its timeout closes the connection: counted, see wait_for_abandoned);
+        after `max_seconds`, drop the connection. Unlike `hang`, nothing races a clock."""
+        return cls(kind="held", seconds=max_seconds)
 
     @classmethod
     def malformed_body(cls) -> Behaviour:
@@ -200,6 +210,8 @@ class _State:
     results: dict[str, _StoredResult] = field(default_factory=dict)
     admitted: collections.deque[float] = field(default_factory=collections.deque)  # last minute
     refused_for_rate: int = 0  # 429s of the images-per-minute limit
+    held: int = 0  # requests a `held` behaviour has held
+    abandoned: int = 0  # ... whose client gave up while held
 
 
 class _Server(ThreadingHTTPServer):
@@ -244,6 +256,9 @@ class SiliconFlowStandIn:
         self._state = _State()
         # Set by stop()/reset() so sleeping delay/hang handlers end at once.
         self._wake = threading.Event()
+        # `held` answers: let go by release_held(); held and abandoned counts are waited on.
+        self._release = threading.Event()
+        self._held_changed = threading.Condition(self._lock)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -321,12 +336,27 @@ class SiliconFlowStandIn:
         with self._lock:
             return len(self._state.behaviours)
 
+    def release_held(self) -> None:
+        """Let every held answer (and any held later, until reset) go, answered as usual."""
+        self._release.set()
+
+    def wait_for_held(self, count: int, timeout: float = 60.0) -> bool:
+        """Whether `count` requests were held (since reset) within `timeout` seconds."""
+        with self._held_changed:
+            return self._held_changed.wait_for(lambda: self._state.held >= count, timeout)
+
+    def wait_for_abandoned(self, count: int, timeout: float = 60.0) -> bool:
+        """Whether `count` held requests' clients gave up (since reset) within `timeout`."""
+        with self._held_changed:
+            return self._held_changed.wait_for(lambda: self._state.abandoned >= count, timeout)
+
     def reset(self) -> None:
         """Forget queued behaviours, recorded requests and stored results; wake sleepers."""
         with self._lock:
             self._state = _State()
         self._wake.set()
         self._wake = threading.Event()
+        self._release = threading.Event()
 
     # --- used by the handler ---------------------------------------------------------------
 
@@ -390,6 +420,31 @@ class SiliconFlowStandIn:
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
             self._wake.wait(seconds)
+
+    def _hold(self, connection: socket.socket, max_seconds: float) -> bool:
+        """Hold a request until released (True), or until its client leaves, the stand-in
+        stops or `max_seconds` pass (False)."""
+        wake, release = self._wake, self._release
+        deadline = time.monotonic() + max_seconds
+        self._count_held("held")
+        while not (wake.is_set() or release.is_set()) and time.monotonic() < deadline:
+            readable, _, _ = select.select([connection], [], [], 0.05)
+            if readable and _peer_closed(connection):
+                self._count_held("abandoned")
+                return False
+        return release.is_set()
+
+    def _count_held(self, field_name: Literal["held", "abandoned"]) -> None:
+        with self._held_changed:
+            setattr(self._state, field_name, getattr(self._state, field_name) + 1)
+            self._held_changed.notify_all()
+
+
+def _peer_closed(connection: socket.socket) -> bool:
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:  # reset by the peer
+        return True
 
 
 def result_size(width: int, height: int) -> tuple[int, int]:
@@ -606,6 +661,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif behaviour.kind == "hang":
             self.standin._sleep(behaviour.seconds)
             self.close_connection = True  # drop it without an answer
+        elif behaviour.kind == "held":
+            if self.standin._hold(self.connection, behaviour.seconds):
+                return False  # released: answered as usual
+            self.close_connection = True
         elif behaviour.kind == "malformed_body":
             self._send(200, b"<html><body>upstream hiccup</body></html>", "text/html")
         else:
