@@ -183,6 +183,20 @@ def test_the_gateway_answers_404_outside_its_routes_and_415_for_non_images(serve
     assert not_an_image.status_code == 415
 
 
+def test_every_answer_carries_one_content_type(served: Served) -> None:
+    """fetch() joins repeated headers: two would read `application/json, application/json`."""
+    photo_id = "00000000-0000-4000-8000-000000000000"
+    answers = [
+        served.client.get(f"/photos/{photo_id}", headers=served.auth()),  # the function's 404
+        served.client.get("/photos/not-a-uuid", headers=served.auth()),  # its 422
+        served.client.get(f"/photos/{photo_id}"),  # the gateway's 401
+        served.client.get("/nowhere", headers=served.auth()),  # the gateway's 404
+    ]
+    assert [a.status_code for a in answers] == [404, 422, 401, 404]
+    for answer in answers:
+        assert answer.headers.get_list("content-type") == ["application/json"], answer.text
+
+
 def test_claims_reach_the_handler_as_api_gateway_passes_them() -> None:
     claims = {
         "sub": "u1",

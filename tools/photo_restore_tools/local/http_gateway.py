@@ -390,7 +390,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = response.get("body") or ""
         data = base64.b64decode(body) if response.get("isBase64Encoded") else str(body).encode()
         headers = {str(k): str(v) for k, v in (response.get("headers") or {}).items()}
-        headers.setdefault("content-type", "application/json")
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["content-type"] = "application/json"
         cookies = [str(c) for c in response.get("cookies") or []]
         self._send(int(response["statusCode"]), data, headers, cookies)
 
