@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from photo_restore import wiring
@@ -20,7 +21,12 @@ from photo_restore.errors import (
     RestoreError,
     UnreadableBody,
 )
-from photo_restore.http_errors import INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE, answered_status
+from photo_restore.http_errors import (
+    INTERNAL_ERROR,
+    INTERNAL_ERROR_MESSAGE,
+    INTERNAL_ERROR_METRIC,
+    answered_status,
+)
 from photo_restore.observability import handler_tools
 from photo_restore.request_bodies import parse_json_body
 from photo_restore.restore_requests import MAX_PAGE_SIZE, Caller
@@ -205,6 +211,8 @@ def internal_error_response(error: Exception) -> Response[str]:
     request id that finds its traceback in the logs (the logger's correlation id too)."""
     request_id = app.current_event.request_context.request_id
     logger.exception("unexpected error", extra={"error_type": type(error).__name__})
+    # The invocation itself succeeds, so Lambda's Errors metric misses it: this one alarms.
+    tools.metrics.add_metric(name=INTERNAL_ERROR_METRIC, unit=MetricUnit.Count, value=1)
     body = ErrorBody(
         error=INTERNAL_ERROR,
         message=INTERNAL_ERROR_MESSAGE,

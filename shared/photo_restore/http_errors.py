@@ -29,6 +29,8 @@ from photo_restore.errors import (
 
 INTERNAL_ERROR = "internal_error"
 INTERNAL_ERROR_MESSAGE = "Something went wrong on our side; the request id names it in our logs."
+# The API's metric of them (template.yaml's ApiInternalErrorsAlarm watches it).
+INTERNAL_ERROR_METRIC = "InternalError"
 
 # The errors the API answers, and how.
 HTTP_STATUS: dict[type[RestoreError], int] = {

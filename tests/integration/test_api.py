@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
+from photo_restore.http_errors import INTERNAL_ERROR_METRIC
 from photo_restore.models import jobs
 from photo_restore.settings import Settings
 from photo_restore_tools.local.event_source import LocalLambdaContext
@@ -289,6 +290,8 @@ def test_an_unexpected_exception_in_a_route_is_the_functions_500_body(
     output = io.StringIO()
     # Assigned, not setStream() (see test_observability): the log lines land in `output`.
     monkeypatch.setattr(api.tools.logger.registered_handler, "stream", output)
+    counted: list[str] = []
+    monkeypatch.setattr(api.tools.metrics, "add_metric", lambda name, **_: counted.append(name))
 
     class Broken:
         def get_photo(self, *args: Any) -> Any:
@@ -311,6 +314,7 @@ def test_an_unexpected_exception_in_a_route_is_the_functions_500_body(
     assert [k.lower() for k in response["headers"]] == ["content-type"]
     logged = logged_line(output.getvalue(), "unexpected error")
     assert logged["correlation_id"] == request_id and "RuntimeError: a bug" in logged["exception"]
+    assert counted == [INTERNAL_ERROR_METRIC]  # what ApiInternalErrorsAlarm watches
 
 
 def test_every_error_body_says_whether_retrying_may_help(api: Call, engine: Engine) -> None:
