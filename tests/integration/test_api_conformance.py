@@ -2,12 +2,14 @@
 generates requests from the document (a bounded, derandomized set per operation) and checks
 every answer's status, content type, headers and body against it, and that none is a 5xx.
 
-Half the cases name a photo the caller owns (uploaded through the gateway), so success bodies,
-409s and the restore's 202 are checked too, not only 404s and 422s."""
+Half the cases name a photo the caller owns (uploaded and restored through the gateway) and its
+restoration, so success bodies, 409s and the restore's 202 are checked too, not only 404s and
+422s."""
 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +52,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDep
 class Served:
     url: str
     photo_id: str
+    restore_attempt_id: str
     token: str
 
 
@@ -58,15 +61,20 @@ def served(database_url: str, aws_endpoint: str) -> Iterator[Served]:
     with LocalStack(database_url=database_url, aws_endpoint_url=aws_endpoint) as stack:
         gateway = HttpGateway(stack, jwt_secret=SECRET, port=0).start()
         token = make_token(SECRET, sub=OWNER)
+        auth = {"Authorization": f"Bearer {token}"}
         try:
-            uploaded = httpx.post(
-                f"{gateway.url}/local/photos",
-                content=old_photo(),
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=30,
-            )
-            assert uploaded.status_code == 201, uploaded.text
-            yield Served(gateway.url, uploaded.json()["photo_id"], token)
+            with httpx.Client(base_url=gateway.url, headers=auth, timeout=30) as client:
+                uploaded = client.post("/local/photos", content=old_photo())
+                assert uploaded.status_code == 201, uploaded.text
+                photo_id = uploaded.json()["photo_id"]
+                accepted = client.post(f"/photos/{photo_id}/restore")
+                assert accepted.status_code == 202, accepted.text
+                deadline = time.monotonic() + 60
+                while client.get(f"/photos/{photo_id}").json()["status"] != "ready":
+                    assert time.monotonic() < deadline
+                    time.sleep(0.2)
+            attempt_id = accepted.json()["restore_attempt_id"]
+            yield Served(gateway.url, photo_id, attempt_id, token)
         finally:
             gateway.stop()
 
@@ -86,6 +94,8 @@ def test_every_answer_is_one_the_document_describes(
 ) -> None:
     if next(_alternate) and "photo_id" in (case.path_parameters or {}):
         case.path_parameters = {**(case.path_parameters or {}), "photo_id": served.photo_id}
+        if isinstance(case.body, dict) and "restore_attempt_id" in case.body:
+            case.body = {**case.body, "restore_attempt_id": served.restore_attempt_id}
     case.call_and_validate(
         base_url=served.url,
         headers={"Authorization": f"Bearer {served.token}"},
