@@ -147,6 +147,20 @@ class Settings(BaseSettings):
         )
 
     @model_validator(mode="after")
+    def _anonymous_sessions_get_a_smaller_quota(self) -> Settings:
+        """A quota of its own for each anonymous session only makes sense below an account's."""
+        anonymous, per_user = (
+            self.daily_restores_per_anonymous_session,
+            self.daily_restores_per_user,
+        )
+        if anonymous and per_user and anonymous > per_user:
+            raise ValueError(
+                f"DAILY_RESTORES_PER_ANONYMOUS_SESSION ({anonymous}) must not exceed "
+                f"DAILY_RESTORES_PER_USER ({per_user})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _retry_delays_fit_sqs(self) -> Settings:
         for delay in self.transient_retry_delays_seconds:
             if not 0 <= delay <= SQS_MAX_VISIBILITY_SECONDS:
