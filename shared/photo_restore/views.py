@@ -194,7 +194,11 @@ THROTTLED = "throttled by API Gateway (its own body): wait and try again"
 
 # The error answers every route documents in the OpenAPI document.
 ERROR_RESPONSES: dict[int, Any] = {
-    401: _json(GatewayUnauthorized, "No valid bearer token (answered by API Gateway)"),
+    401: _json(
+        [GatewayUnauthorized, ErrorBody],
+        "No valid bearer token (answered by API Gateway); or unauthenticated: a token without "
+        "a subject (answered by the function)",
+    ),
     404: _json(ErrorBody, "photo_not_found: no such photo (or not yours)"),
     413: _json(GatewayPayloadTooLarge, "The body is over 10 MB (answered by API Gateway)"),
     422: _json(ErrorBody, "invalid_request: a parameter, header or body field (named in `field`)"),
