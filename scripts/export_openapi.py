@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from photo_restore_tools.local.functions import load_handler_module
 
@@ -24,7 +25,32 @@ def openapi_document() -> dict[str, object]:
         security_schemes={"supabaseJwt": HTTPBearer(bearerFormat="JWT")},
         security=[{"supabaseJwt": []}],
     )
-    return dict(json.loads(document))
+    return without_unused_schemas(dict(json.loads(document)))
+
+
+def without_unused_schemas(document: dict[str, Any]) -> dict[str, Any]:
+    """The document without the schemas no route refers to, even through another schema:
+    Powertools always adds its own validation-error schemas, which this API never answers (its
+    handler answers every validation error in ErrorBody)."""
+    schemas: dict[str, Any] = document["components"]["schemas"]
+    used: set[str] = set()
+    pending = _refs(document["paths"])
+    while pending:
+        name = pending.pop()
+        if name not in used:
+            used.add(name)
+            pending |= _refs(schemas[name])
+    document["components"]["schemas"] = {n: s for n, s in schemas.items() if n in used}
+    return document
+
+
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {str(node["$ref"]).rsplit("/", 1)[-1]} if "$ref" in node else set()
+        return found.union(*(_refs(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(item) for item in node))
+    return set()
 
 
 def render() -> str:

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from photo_restore import wiring
@@ -19,6 +20,12 @@ from photo_restore.errors import (
     QuotaExceeded,
     RestoreError,
     UnreadableBody,
+)
+from photo_restore.http_errors import (
+    INTERNAL_ERROR,
+    INTERNAL_ERROR_MESSAGE,
+    INTERNAL_ERROR_METRIC,
+    answered_status,
 )
 from photo_restore.observability import handler_tools
 from photo_restore.request_bodies import parse_json_body
@@ -76,6 +83,8 @@ IDEMPOTENCY_KEY_HEADER = Header(
                 202,
                 RestoreAccepted,
                 "Restore accepted (or replayed): follow it with GET /photos/{id}",
+                reads_body=True,
+                e403="anonymous_not_allowed: an anonymous session may not restore (by default)",
                 e409="already_processing, photo_not_restorable, or idempotency_in_progress",
                 e422="invalid_request (field named), or idempotency_key_reused",
                 e429="quota_exceeded: the daily limit is reached",
@@ -127,7 +136,12 @@ def get_photo(photo_id: uuid.UUID) -> PhotoView:
 
 @app.get(
     "/photos/<photo_id>/restores",
-    responses=success(200, AttemptList, "The photo's restore attempts, newest first, a page"),
+    responses=success(
+        200,
+        AttemptList,
+        "The photo's restore attempts, newest first, a page",
+        e422="invalid_request: limit, or a cursor this API did not return for this photo",
+    ),
 )
 def list_restores(
     photo_id: uuid.UUID,
@@ -139,16 +153,27 @@ def list_restores(
 
 @app.put(
     "/photos/<photo_id>/selected-restore",
-    responses=success(200, SelectedRestore, "The restoration now selected"),
+    responses=success(
+        200,
+        SelectedRestore,
+        "The restoration now selected",
+        reads_body=True,
+        e404="photo_not_found, or restore_attempt_not_found: no such attempt of this photo",
+        e409="restore_not_succeeded: only a succeeded restoration can be selected",
+    ),
 )
 def select_restore(photo_id: uuid.UUID, body: SelectRestoreBody) -> SelectedRestore:
     return wiring.restore_requests().select_restore(caller(), photo_id, body.restore_attempt_id)
 
 
 def error_response(error: RestoreError) -> Response[str]:
+    status = answered_status(error)
+    if status is None:  # a pipeline error has no business here: a bug
+        return internal_error_response(error)
     body = ErrorBody(
         error=error.code,
         message=error.message,
+        retryable=error.retryable,
         field=error.field if isinstance(error, InvalidRequest) else None,
         restore_attempt_id=error.restore_attempt_id
         if isinstance(error, AlreadyProcessing)
@@ -158,19 +183,43 @@ def error_response(error: RestoreError) -> Response[str]:
     headers = None
     if isinstance(error, QuotaExceeded):
         headers = {"Retry-After": str(error.retry_after_seconds)}
-    if error.http_status >= 500:
+    if status >= 500:
         logger.exception("restore request failed", extra={"code": error.code})
+    return _json_response(status, body, headers)
+
+
+def _json_response(
+    status: int, body: ErrorBody, headers: dict[str, str] | None = None
+) -> Response[str]:
     return Response(
-        error.http_status,
-        content_types.APPLICATION_JSON,
-        body.model_dump_json(exclude_none=True),
-        headers=headers,
+        status, content_types.APPLICATION_JSON, body.model_dump_json(exclude_none=True), headers
     )
 
 
 @app.exception_handler(RestoreError)  # type: ignore[untyped-decorator]
 def restore_error(error: RestoreError) -> Response[str]:
     return error_response(error)
+
+
+@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+def internal_error(error: Exception) -> Response[str]:
+    return internal_error_response(error)
+
+
+def internal_error_response(error: Exception) -> Response[str]:
+    """Anything else (a bug): the one error shape, never API Gateway's own 500 body, and the
+    request id that finds its traceback in the logs (the logger's correlation id too)."""
+    request_id = app.current_event.request_context.request_id
+    logger.exception("unexpected error", extra={"error_type": type(error).__name__})
+    # The invocation itself succeeds, so Lambda's Errors metric misses it: this one alarms.
+    tools.metrics.add_metric(name=INTERNAL_ERROR_METRIC, unit=MetricUnit.Count, value=1)
+    body = ErrorBody(
+        error=INTERNAL_ERROR,
+        message=INTERNAL_ERROR_MESSAGE,
+        retryable=True,
+        request_id=request_id,
+    )
+    return _json_response(500, body)
 
 
 @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]

@@ -1,6 +1,7 @@
 """Domain errors with a stable code; the one place saying how each class of failure is handled:
-by the pipeline (kind), by HTTP (status), by a frontend (user message, whether asking again may
-help) and by the quota (whether the user's own photo caused it)."""
+by the pipeline (kind), by a frontend (user message, whether asking again may help) and by the
+quota (whether the user's own photo caused it). HTTP statuses are the API's business
+(photo_restore.http_errors maps the errors it answers)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ class RestoreError(Exception):
 
     code = "restore_error"
     kind = FailureKind.TRANSIENT
-    http_status = 500
     # For a frontend: whether asking again (later) may help, and what to tell the user.
     retryable = True
     user_message = "Something went wrong on our side. Please try again in a few minutes."
@@ -52,7 +52,6 @@ class UnreadableBody(RestoreError):
 
     code = "unreadable_body"
     kind = FailureKind.PERMANENT
-    http_status = 400
     retryable = False
     user_message = "The request could not be read."
 
@@ -62,7 +61,6 @@ class InvalidRequest(RestoreError):
 
     code = "invalid_request"
     kind = FailureKind.PERMANENT
-    http_status = 422
     retryable = False
     user_message = "The request is not valid."
 
@@ -74,9 +72,18 @@ class InvalidRequest(RestoreError):
 class Unauthenticated(RestoreError):
     code = "unauthenticated"
     kind = FailureKind.PERMANENT
-    http_status = 401
     retryable = False
     user_message = "Please sign in again."
+
+
+class AnonymousNotAllowed(RestoreError):
+    """A restore asked with an anonymous Supabase session (`is_anonymous` claim): each such
+    session is a new user, so a per-user quota would not cap the provider bill."""
+
+    code = "anonymous_not_allowed"
+    kind = FailureKind.PERMANENT
+    retryable = False
+    user_message = "Please sign in with an account to restore photos."
 
 
 class PhotoNotFound(RestoreError):
@@ -84,7 +91,6 @@ class PhotoNotFound(RestoreError):
 
     code = "photo_not_found"
     kind = FailureKind.PERMANENT
-    http_status = 404
     retryable = False
     user_message = "This photo does not exist."
 
@@ -92,7 +98,6 @@ class PhotoNotFound(RestoreError):
 class AlreadyProcessing(RestoreError):
     code = "already_processing"
     kind = FailureKind.PERMANENT
-    http_status = 409
     user_message = "This photo is already being restored."
 
     def __init__(self, message: str, *, restore_attempt_id: str | None) -> None:
@@ -105,7 +110,6 @@ class NotProcessing(RestoreError):
 
     code = "not_processing"
     kind = FailureKind.PERMANENT
-    http_status = 409
     retryable = False
     user_message = "No restoration of this photo is in progress."
 
@@ -115,7 +119,6 @@ class PhotoNotRestorable(RestoreError):
 
     code = "photo_not_restorable"
     kind = FailureKind.PERMANENT
-    http_status = 409
     retryable = False
     user_message = "Archived photos cannot be restored."
 
@@ -123,7 +126,6 @@ class PhotoNotRestorable(RestoreError):
 class RestoreAttemptNotFound(RestoreError):
     code = "restore_attempt_not_found"
     kind = FailureKind.PERMANENT
-    http_status = 404
     retryable = False
     user_message = "This restoration does not exist."
 
@@ -131,7 +133,6 @@ class RestoreAttemptNotFound(RestoreError):
 class RestoreNotSucceeded(RestoreError):
     code = "restore_not_succeeded"
     kind = FailureKind.PERMANENT
-    http_status = 409
     retryable = False
     user_message = "Only a finished restoration can be chosen."
 
@@ -141,7 +142,6 @@ class IdempotencyKeyReused(RestoreError):
 
     code = "idempotency_key_reused"
     kind = FailureKind.PERMANENT
-    http_status = 422
     retryable = False
     user_message = "This request was already used for another photo."
 
@@ -151,14 +151,12 @@ class IdempotencyInProgress(RestoreError):
 
     code = "idempotency_in_progress"
     kind = FailureKind.PERMANENT
-    http_status = 409
     user_message = "This request is still being processed. Please try again in a moment."
 
 
 class QuotaExceeded(RestoreError):
     code = "quota_exceeded"
     kind = FailureKind.PERMANENT
-    http_status = 429
     user_message = "You have reached today's limit of restorations. Please try again later."
 
     def __init__(self, message: str, *, retry_after_seconds: int) -> None:
@@ -171,7 +169,6 @@ class QueueUnavailable(RestoreError):
 
     code = "queue_unavailable"
     kind = FailureKind.TRANSIENT
-    http_status = 503
 
 
 # --- Pipeline errors (worker) ------------------------------------------------------------
@@ -182,7 +179,6 @@ class Canceled(RestoreError):
 
     code = "canceled"
     kind = FailureKind.PERMANENT
-    http_status = 409
     user_message = "You canceled this restoration."
     user_caused = True  # the provider call may already have been made
 
@@ -190,7 +186,6 @@ class Canceled(RestoreError):
 class UnsupportedImage(RestoreError):
     code = "unsupported_image"
     kind = FailureKind.PERMANENT
-    http_status = 422
     retryable = False
     user_message = (
         "This file type cannot be restored. Please upload a JPEG, PNG, HEIC, WebP, TIFF, BMP "
@@ -202,7 +197,6 @@ class UnsupportedImage(RestoreError):
 class CorruptImage(RestoreError):
     code = "corrupt_image"
     kind = FailureKind.PERMANENT
-    http_status = 422
     retryable = False
     user_message = "The photo file seems damaged. Please upload it again."
     user_caused = True
@@ -214,7 +208,6 @@ class ImageTooLarge(RestoreError):
 
     code = "image_too_large"
     kind = FailureKind.PERMANENT
-    http_status = 422
     retryable = False
     user_message = "The photo is too large to restore. Please upload a smaller version."
     user_caused = True
@@ -223,7 +216,6 @@ class ImageTooLarge(RestoreError):
 class OriginalMissing(RestoreError):
     code = "original_missing"
     kind = FailureKind.PERMANENT
-    http_status = 422
     retryable = False
     user_message = "The photo's file is missing. Please upload it again."
 
@@ -233,7 +225,6 @@ class ProviderRejected(RestoreError):
 
     code = "provider_rejected"
     kind = FailureKind.PERMANENT
-    http_status = 502
     retryable = False
     user_message = "The restoration service could not process this photo."
     user_caused = True
@@ -244,7 +235,6 @@ class ProviderAuthFailed(RestoreError):
 
     code = "provider_auth_failed"
     kind = FailureKind.PERMANENT
-    http_status = 502
     user_message = "The restoration service is unavailable right now. Please try again later."
 
 
@@ -254,7 +244,6 @@ class ProviderMisconfigured(RestoreError):
 
     code = "provider_misconfigured"
     kind = FailureKind.PERMANENT
-    http_status = 502
     user_message = "The restoration service is unavailable right now. Please try again later."
 
 
@@ -263,7 +252,6 @@ class ProviderContentRefused(RestoreError):
 
     code = "provider_content_refused"
     kind = FailureKind.PERMANENT
-    http_status = 422
     retryable = False
     user_message = "The restoration service's content rules do not allow this photo."
     user_caused = True
@@ -272,7 +260,6 @@ class ProviderContentRefused(RestoreError):
 class ProviderRateLimited(RestoreError):
     code = "provider_rate_limited"
     kind = FailureKind.RATE_LIMITED
-    http_status = 503
     user_message = "The restoration service is very busy. Please try again later."
 
     def __init__(
@@ -298,7 +285,6 @@ class ProviderUnavailable(RestoreError):
 
     code = "provider_unavailable"
     kind = FailureKind.TRANSIENT
-    http_status = 503
     user_message = "The restoration service is busy. Please try again in a few minutes."
 
 
@@ -307,7 +293,6 @@ class InvalidProviderResult(RestoreError):
 
     code = "invalid_provider_result"
     kind = FailureKind.PERMANENT
-    http_status = 502
     user_message = "The restoration did not come out right. Please try again."
 
 
@@ -316,7 +301,6 @@ class DependencyUnavailable(RestoreError):
 
     code = "dependency_unavailable"
     kind = FailureKind.TRANSIENT
-    http_status = 503
 
 
 class AttemptNotVisible(RestoreError):
@@ -324,7 +308,6 @@ class AttemptNotVisible(RestoreError):
 
     code = "attempt_not_visible"
     kind = FailureKind.TRANSIENT
-    http_status = 503
 
 
 class StuckInProcessing(RestoreError):
@@ -332,7 +315,6 @@ class StuckInProcessing(RestoreError):
 
     code = "stuck_in_processing"
     kind = FailureKind.PERMANENT
-    http_status = 500
 
 
 class RetriesExhausted(RestoreError):
@@ -340,7 +322,6 @@ class RetriesExhausted(RestoreError):
 
     code = "retries_exhausted"
     kind = FailureKind.PERMANENT
-    http_status = 500
 
 
 def _subclasses(cls: type[RestoreError]) -> list[type[RestoreError]]:
@@ -357,9 +338,13 @@ NOT_USER_CAUSED_CODES: frozenset[str] = frozenset(
 ) | {"unexpected_error"}
 
 
+# Every code an attempt's public error can carry: a code recorded that is none of these (an older
+# deployment's) is shown as the base class's.
+ATTEMPT_ERROR_CODES: frozenset[str] = frozenset(ERRORS_BY_CODE) | {RestoreError.code}
+
+
 def public_error(record: Mapping[str, Any]) -> dict[str, Any]:
     """`{code, retryable, message}` of an attempt's `params.error`, fit for an end user: no
     provider wording, no trace ids (those stay in params and the logs)."""
-    code = str(record.get("code", "restore_error"))
-    error = ERRORS_BY_CODE.get(code, RestoreError)
-    return {"code": code, "retryable": error.retryable, "message": error.user_message}
+    error = ERRORS_BY_CODE.get(str(record.get("code")), RestoreError)
+    return {"code": error.code, "retryable": error.retryable, "message": error.user_message}

@@ -21,6 +21,7 @@ from photo_restore.attempts import IDEMPOTENCY_KEY, Attempt, AttemptState, Phase
 from photo_restore.edit_request import EditRequest
 from photo_restore.errors import (
     AlreadyProcessing,
+    AnonymousNotAllowed,
     Canceled,
     DependencyUnavailable,
     IdempotencyInProgress,
@@ -74,15 +75,25 @@ class Caller:
 
     user_id: str
     email: str | None
+    # A Supabase anonymous session (sign-in without an account): every one is a new user.
+    anonymous: bool = False
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any]) -> Caller:
-        """Supabase access-token claims (`sub`, `email`); fails closed when `sub` is absent."""
+        """Supabase access-token claims (`sub`, `email`, `is_anonymous`); fails closed when
+        `sub` is absent. API Gateway passes every claim as text, so `is_anonymous` arrives as
+        "true"; any value but false is taken as anonymous."""
         user_id = claims.get("sub")
         if not isinstance(user_id, str) or not user_id:
             raise Unauthenticated("a valid bearer token is required")
         email = claims.get("email")
-        return cls(user_id=user_id, email=email if isinstance(email, str) and email else None)
+        flag = claims.get("is_anonymous", False)
+        anonymous = flag not in (False, "false", "False", None, "")
+        return cls(
+            user_id=user_id,
+            email=email if isinstance(email, str) and email else None,
+            anonymous=anonymous,
+        )
 
 
 @dataclass(frozen=True)
@@ -105,21 +116,31 @@ def checked_idempotency_key(value: str | None) -> str | None:
 
 
 def encode_cursor(attempt: Attempt) -> str:
-    position = {"t": attempt.created_at.isoformat(), "id": str(attempt.id)}
+    """Where a page ended, and whose photo's pages it belongs to."""
+    position = {
+        "p": str(attempt.photo_id),
+        "t": attempt.created_at.isoformat(),
+        "id": str(attempt.id),
+    }
     return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> AttemptCursor:
+def decode_cursor(cursor: str, photo_id: uuid.UUID) -> AttemptCursor:
+    """The position of a cursor `encode_cursor` made for this photo's pages; a garbage cursor
+    and one made for another photo are refused alike."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         position = json.loads(raw)
+        if uuid.UUID(position["p"]) != photo_id:
+            raise ValueError("another photo's cursor")
         created_at = datetime.fromisoformat(position["t"])
         if created_at.tzinfo is None:
             raise ValueError("naive time")
         return AttemptCursor(created_at, uuid.UUID(position["id"]))
     except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
         raise InvalidRequest(
-            "cursor is not one this API returned (pass next_cursor as it is)", field="cursor"
+            "cursor is not one this API returned for this photo (pass next_cursor as it is)",
+            field="cursor",
         ) from None
 
 
@@ -167,7 +188,7 @@ class RestoreRequests:
         a quota of N admits N. `seed` (operators re-running an attempt) asks for that seed.
         """
         key = checked_idempotency_key(idempotency_key)
-        quota = self._settings.daily_restores_per_user
+        quota = self._quota_of(caller)
         attempt_id = uuid.uuid4()
         edit = EditRequest.from_settings(self._settings, seed=seed)
         params = edit.attempt_params() | ({IDEMPOTENCY_KEY: key} if key else {})
@@ -222,6 +243,16 @@ class RestoreRequests:
                 raise IdempotencyInProgress("a request with this Idempotency-Key is in progress")
             return None
         return Acceptance(self._accepted(photo_id, earlier.id), replayed=True)
+
+    def _quota_of(self, caller: Caller) -> int:
+        """The caller's daily quota (0: unlimited); an anonymous session's is its own, and with
+        none set anonymous sessions may not restore at all."""
+        if not caller.anonymous:
+            return self._settings.daily_restores_per_user
+        quota = self._settings.daily_restores_per_anonymous_session
+        if quota == 0:
+            raise AnonymousNotAllowed("restoring needs an account: this is an anonymous session")
+        return quota
 
     def _check_quota(self, tx: Transaction, caller: Caller, quota: int) -> None:
         usage = tx.quota_usage(caller.user_id, window=QUOTA_WINDOW)
@@ -319,7 +350,7 @@ class RestoreRequests:
     ) -> AttemptList:
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise InvalidRequest(f"limit must be within 1..{MAX_PAGE_SIZE}", field="limit")
-        after = decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor, photo_id) if cursor else None
         with self._repository.transaction() as tx:
             self._visible_photo(tx, caller, photo_id)
             page = tx.attempts_page(photo_id, limit=limit + 1, after=after)

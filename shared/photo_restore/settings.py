@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # Restore requests per user in any 24 h, not counting attempts that failed for a provider or
     # system reason; 0 means unlimited.
     daily_restores_per_user: int = Field(default=20, ge=0)
+    # Supabase anonymous sessions (`is_anonymous`) are each a new user, so the per-user quota
+    # does not bound what they spend: 0 (the default) refuses their restores with 403
+    # anonymous_not_allowed; N lets each session make N in any 24 h.
+    daily_restores_per_anonymous_session: int = Field(default=0, ge=0)
 
     # --- Timing of the pipeline: must agree with template.yaml -------------------------------
     # The worker's worst case: (1 + retries) x read timeout + backoff + result download < 300 s.
@@ -141,6 +145,20 @@ class Settings(BaseSettings):
             if host == "siliconflow.com" or host.endswith(".siliconflow.com")
             else "presigned_url"
         )
+
+    @model_validator(mode="after")
+    def _anonymous_sessions_get_a_smaller_quota(self) -> Settings:
+        """A quota of its own for each anonymous session only makes sense below an account's."""
+        anonymous, per_user = (
+            self.daily_restores_per_anonymous_session,
+            self.daily_restores_per_user,
+        )
+        if anonymous and per_user and anonymous > per_user:
+            raise ValueError(
+                f"DAILY_RESTORES_PER_ANONYMOUS_SESSION ({anonymous}) must not exceed "
+                f"DAILY_RESTORES_PER_USER ({per_user})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _retry_delays_fit_sqs(self) -> Settings:

@@ -1,37 +1,54 @@
 """What the API returns: pydantic models, so the OpenAPI document describes real responses.
 
-Bodies only ever gain fields: existing clients keep working.
+Bodies only ever gain fields: existing clients keep working. A success body sends every field
+(null when it does not apply), so none has a default: the document marks them all required.
+Codes, statuses and phases are enums, so a typed client's switch over them is exhaustive.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 
 from photo_restore.attempts import AttemptState, Phase
+from photo_restore.errors import ATTEMPT_ERROR_CODES
+from photo_restore.http_errors import API_ERROR_CODES
+from photo_restore.status import PhotoStatus
+
+
+def _enum(values: Iterable[str]) -> JsonDict:
+    """A text field's schema naming every value it takes (a typed client's union of literals)."""
+    choices: list[JsonValue] = [*values]
+    return {"enum": choices}
 
 
 class RestoreAccepted(BaseModel):
     photo_id: uuid.UUID
     restore_attempt_id: uuid.UUID
-    status: str
+    status: PhotoStatus
 
 
 class ImageView(BaseModel):
     """A browser-displayable JPEG: a short-lived presigned URL and its size when known."""
 
     url: str
-    width: int | None = None
-    height: int | None = None
+    width: int | None
+    height: int | None
 
 
 class AttemptError(BaseModel):
     """Why an attempt failed or was canceled, fit for an end user."""
 
-    code: str = Field(description="Stable: branch on it")
+    code: str = Field(
+        description="Stable: branch on it",
+        json_schema_extra=_enum(sorted(ATTEMPT_ERROR_CODES)),
+    )
     retryable: bool = Field(description="Whether asking again (later) may succeed")
     message: str = Field(description="Text fit to show the end user")
 
@@ -42,40 +59,42 @@ class AttemptView(BaseModel):
     phase: Phase
     model: str
     created_at: datetime
-    started_at: datetime | None = Field(None, description="Its first delivery started")
-    finished_at: datetime | None = Field(None, description="It succeeded, failed or was canceled")
-    error: AttemptError | None = None
-    # Present only for succeeded attempts; short-lived (see urls_expire_at).
-    image_url: str | None = Field(None, description="The restoration (same as after.url)")
-    after: ImageView | None = None
-    thumbnail_url: str | None = Field(None, description="Longest side 512")
+    started_at: datetime | None = Field(description="Its first delivery started")
+    finished_at: datetime | None = Field(description="It succeeded, failed or was canceled")
+    error: AttemptError | None
+    # Not null only for succeeded attempts; short-lived (see urls_expire_at).
+    image_url: str | None = Field(description="The restoration (same as after.url)")
+    after: ImageView | None
+    thumbnail_url: str | None = Field(description="Longest side 512")
 
 
 class PhotoView(BaseModel):
     photo_id: uuid.UUID
-    status: str
-    latest_attempt: AttemptView | None = None
-    # Presigned GET of the selected restoration, present when the photo is ready.
-    restored_image_url: str | None = None
+    status: PhotoStatus
+    latest_attempt: AttemptView | None
+    # Presigned GET of the selected restoration, not null when the photo is ready.
+    restored_image_url: str | None
     selected_restore_id: uuid.UUID | None = Field(
-        None, description="The restoration shown; a new successful one becomes it"
+        description="The restoration shown; a new successful one becomes it"
     )
     before: ImageView | None = Field(
-        None, description="The upright JPEG the model saw for the selected restoration"
+        description="The upright JPEG the model saw for the selected restoration"
     )
-    after: ImageView | None = Field(None, description="The selected restoration")
-    urls_expire_at: datetime | None = Field(None, description="When the URLs above stop working")
+    after: ImageView | None = Field(description="The selected restoration")
+    urls_expire_at: datetime | None = Field(description="When the URLs above stop working")
     estimated_seconds_remaining: int | None = Field(
-        None, description="For a running attempt, from the median of recent inference times"
+        description="For a running attempt, from the median of recent inference times"
     )
 
 
 class AttemptList(BaseModel):
     photo_id: uuid.UUID
     restores: list[AttemptView]
-    selected_restore_id: uuid.UUID | None = None
-    next_cursor: str | None = Field(None, description="Pass as ?cursor= for the next page")
-    urls_expire_at: datetime | None = None
+    selected_restore_id: uuid.UUID | None
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page of this photo; null on the last page"
+    )
+    urls_expire_at: datetime | None
 
 
 class RestoreRequestBody(BaseModel):
@@ -98,33 +117,69 @@ class SelectedRestore(BaseModel):
 class ErrorBody(BaseModel):
     """Every error the API function answers; fields that do not apply are absent, never null."""
 
-    error: str = Field(description="A stable code")
+    error: str = Field(
+        description="A stable code: branch on it",
+        json_schema_extra=_enum(API_ERROR_CODES),
+    )
     message: str = Field(description="Readable text")
-    field: str | None = Field(None, description="422 invalid_request: the parameter at fault")
-    restore_attempt_id: uuid.UUID | None = Field(
+    retryable: bool = Field(description="Whether asking again (later) may succeed")
+    field: str | SkipJsonSchema[None] = Field(
+        None, description="422 invalid_request: the parameter at fault"
+    )
+    restore_attempt_id: uuid.UUID | SkipJsonSchema[None] = Field(
         None, description="409 already_processing: the attempt in flight"
     )
-    retry_after_seconds: int | None = Field(
+    retry_after_seconds: int | SkipJsonSchema[None] = Field(
         None, description="429 quota_exceeded: also sent as Retry-After"
+    )
+    request_id: str | SkipJsonSchema[None] = Field(
+        None, description="500 internal_error: the request id our logs name it by"
     )
 
 
 class GatewayUnauthorized(BaseModel):
-    """What API Gateway's JWT authorizer answers itself, before the function runs: the one
-    error body of another shape."""
+    """What API Gateway's JWT authorizer answers itself, before the function runs."""
 
-    message: str = "Unauthorized"
-
-
-def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"model": model}}}
+    message: str = Field("Unauthorized", json_schema_extra=_enum(["Unauthorized"]))
 
 
-def success(status: int, model: type[BaseModel], description: str, **errors: str) -> dict[int, Any]:
+class GatewayPayloadTooLarge(BaseModel):
+    """What API Gateway answers itself to a request body over its 10 MB limit, on any route."""
+
+    message: str = Field(
+        "Request Entity Too Large", json_schema_extra=_enum(["Request Entity Too Large"])
+    )
+
+
+class GatewayThrottled(BaseModel):
+    """What API Gateway answers itself when a route's throttling limit is reached."""
+
+    message: str = Field("Too Many Requests", json_schema_extra=_enum(["Too Many Requests"]))
+
+
+def _json(model: type[BaseModel] | list[type[BaseModel]], description: str) -> dict[str, Any]:
+    schema = model if isinstance(model, type) else Union[tuple(model)]  # noqa: UP007
+    return {"description": description, "content": {"application/json": {"model": schema}}}
+
+
+def success(
+    status: int,
+    model: type[BaseModel],
+    description: str,
+    *,
+    reads_body: bool = False,
+    **errors: str,
+) -> dict[int, Any]:
     """A route's documented answers: its success body, the errors every route has, and its own
-    (`errors`: status number as text -> what it means on this route)."""
+    (`errors`: status number as text -> what it means on this route). Only a route that reads
+    its body can answer 400 unreadable_body."""
     own = {int(code.removeprefix("e")): _json(ErrorBody, text) for code, text in errors.items()}
-    return {status: _json(model, description), **ERROR_RESPONSES, **own}
+    answers = {status: _json(model, description), **ERROR_RESPONSES, **own}
+    if reads_body:
+        answers[400] = _json(ErrorBody, "unreadable_body: the body is not readable JSON")
+    if 429 in own:  # the function's own 429, or the gateway's throttling
+        answers[429] = _json([ErrorBody, GatewayThrottled], f"{errors['e429']}; or {THROTTLED}")
+    return dict(sorted(answers.items()))
 
 
 def with_headers(responses: dict[int, Any], status: int, headers: dict[str, str]) -> dict[int, Any]:
@@ -135,17 +190,19 @@ def with_headers(responses: dict[int, Any], status: int, headers: dict[str, str]
     return {**responses, status: {**responses[status], "headers": documented}}
 
 
-# The error answers each route documents in the OpenAPI document.
+THROTTLED = "throttled by API Gateway (its own body): wait and try again"
+
+# The error answers every route documents in the OpenAPI document.
 ERROR_RESPONSES: dict[int, Any] = {
-    401: _json(GatewayUnauthorized, "No valid bearer token (answered by API Gateway)"),
-    **{
-        status: _json(ErrorBody, description)
-        for status, description in {
-            400: "The body is not readable JSON",
-            404: "No such photo (or not yours)",
-            409: "Already processing, or archived/deleted",
-            422: "invalid_request: a parameter, header or body field (named in `field`)",
-            503: "A dependency is unavailable; try again",
-        }.items()
-    },
+    401: _json(
+        [GatewayUnauthorized, ErrorBody],
+        "No valid bearer token (answered by API Gateway); or unauthenticated: a token without "
+        "a subject (answered by the function)",
+    ),
+    404: _json(ErrorBody, "photo_not_found: no such photo (or not yours)"),
+    413: _json(GatewayPayloadTooLarge, "The body is over 10 MB (answered by API Gateway)"),
+    422: _json(ErrorBody, "invalid_request: a parameter, header or body field (named in `field`)"),
+    429: _json(GatewayThrottled, THROTTLED),
+    500: _json(ErrorBody, "internal_error: a bug on our side; `request_id` names it in our logs"),
+    503: _json(ErrorBody, "dependency_unavailable or queue_unavailable: try again"),
 }

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+from photo_restore.attempts import Phase
+from photo_restore.status import PhotoStatus
 from photo_restore_tools.template import api_routes
 from scripts.export_openapi import ROOT, openapi_document, render
 
@@ -56,13 +59,62 @@ def test_the_frontend_fields_headers_and_statuses_are_documented() -> None:
     assert _properties("ImageView") == {"url", "width", "height"}
 
 
-def test_every_error_answer_has_the_one_error_shape_but_the_gateways_401() -> None:
+# What API Gateway answers itself, before (or instead of) the function.
+GATEWAY_ANSWERS = {"413": "GatewayPayloadTooLarge"}
+# Answered by API Gateway, or (401 unauthenticated, 429 quota_exceeded) by the function.
+GATEWAY_OR_FUNCTION = {"401": "GatewayUnauthorized", "429": "GatewayThrottled"}
+
+
+def test_every_error_answer_has_the_one_error_shape_but_the_gateways_own() -> None:
     for method, path, operation in _operations():
         for status, response in operation["responses"].items():
             if status.startswith("2"):
                 continue
-            expected = "GatewayUnauthorized" if status == "401" else "ErrorBody"
+            if status in GATEWAY_OR_FUNCTION:
+                expected_refs = {GATEWAY_OR_FUNCTION[status], "ErrorBody"}
+                assert GATEWAY_OR_FUNCTION[status] in _schema_refs(response), (method, path)
+                assert _schema_refs(response) <= expected_refs, (method, path, status)
+                continue
+            expected = GATEWAY_ANSWERS.get(status, "ErrorBody")
             assert _schema_ref(response) == expected, (method, path, status)
+        assert {"401", "413", "422", "429", "500"} <= set(operation["responses"]), (method, path)
+
+
+def test_only_routes_that_read_a_body_document_a_400() -> None:
+    for method, path, operation in _operations():
+        reads_body = "requestBody" in operation
+        assert ("400" in operation["responses"]) == reads_body, (method, path)
+    assert {(m, p) for m, p, op in _operations() if "requestBody" in op} == {
+        ("post", "/photos/{photo_id}/restore"),
+        ("put", "/photos/{photo_id}/selected-restore"),
+    }
+
+
+def test_codes_statuses_and_phases_are_enums_and_always_sent_fields_required() -> None:
+    schemas: dict[str, Any] = openapi_document()["components"]["schemas"]  # type: ignore[index]
+    assert "anonymous_not_allowed" in schemas["ErrorBody"]["properties"]["error"]["enum"]
+    assert "internal_error" in schemas["ErrorBody"]["properties"]["error"]["enum"]
+    assert "provider_content_refused" in schemas["AttemptError"]["properties"]["code"]["enum"]
+    assert schemas["PhotoStatus"]["enum"] == [status.value for status in PhotoStatus]
+    assert schemas["Phase"]["enum"] == [phase.value for phase in Phase]
+    for name in ("PhotoView", "RestoreAccepted"):
+        assert schemas[name]["properties"]["status"] == {"$ref": "#/components/schemas/PhotoStatus"}
+    assert schemas["AttemptView"]["properties"]["phase"] == {"$ref": "#/components/schemas/Phase"}
+    # A success body sends every field (null when it does not apply): all are required.
+    for name in ("PhotoView", "AttemptList", "AttemptView", "ImageView", "RestoreAccepted"):
+        assert set(schemas[name]["required"]) == set(schemas[name]["properties"]), name
+    # An error body leaves out what does not apply (never null).
+    assert set(schemas["ErrorBody"]["required"]) == {"error", "message", "retryable"}
+    assert all("anyOf" not in field for field in schemas["ErrorBody"]["properties"].values())
+
+
+def test_no_schema_is_unused() -> None:
+    document = openapi_document()
+    schemas: dict[str, Any] = document["components"]["schemas"]  # type: ignore[index]
+    text = json.dumps(document["paths"]) + json.dumps(schemas)
+    for name in schemas:
+        assert f'"#/components/schemas/{name}"' in text, name
+    assert not {"ValidationError", "HTTPValidationError"} & set(schemas)
 
 
 def _operations() -> list[tuple[str, str, dict[str, Any]]]:
@@ -73,6 +125,11 @@ def _operations() -> list[tuple[str, str, dict[str, Any]]]:
 def _schema_ref(response: dict[str, Any]) -> str:
     ref: str = response["content"]["application/json"]["schema"]["$ref"]
     return ref.rsplit("/", 1)[-1]
+
+
+def _schema_refs(response: dict[str, Any]) -> set[str]:
+    schema = response["content"]["application/json"]["schema"]
+    return {str(s["$ref"]).rsplit("/", 1)[-1] for s in schema.get("anyOf", [schema])}
 
 
 def test_every_operation_documents_its_success_body() -> None:
@@ -87,6 +144,6 @@ def test_every_operation_documents_its_success_body() -> None:
 def test_the_documented_401_is_what_api_gateways_authorizer_sends() -> None:
     schemas = openapi_document()["components"]["schemas"]  # type: ignore[index]
     for method, path, operation in _operations():
-        name = _schema_ref(operation["responses"]["401"])
+        [name] = _schema_refs(operation["responses"]["401"]) - {"ErrorBody"}
         assert set(schemas[name]["properties"]) == {"message"}, (method, path)
         assert schemas[name]["properties"]["message"]["default"] == "Unauthorized"

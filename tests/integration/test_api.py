@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
+from photo_restore.http_errors import INTERNAL_ERROR_METRIC
 from photo_restore.models import jobs
 from photo_restore.settings import Settings
 from photo_restore_tools.local.event_source import LocalLambdaContext
@@ -17,6 +19,7 @@ from photo_restore_tools.local.http_gateway import http_api_event
 from tests.helpers import records
 from tests.helpers.handlers import call_api, load_handler
 from tests.helpers.records import insert_photo
+from tests.integration.test_observability import logged as logged_line
 
 pytestmark = pytest.mark.database  # runs direct and through PgBouncer (tests/conftest.py)
 
@@ -245,3 +248,87 @@ def test_a_body_the_parser_cannot_read_is_a_400_with_a_reason(
     status, body = api("PUT", path, owner=photo.owner_id, **json_or_raw(raw))
     assert (status, body["error"]) == (400, "unreadable_body")
     assert body["message"]
+
+
+# --- The edge: anonymous sessions, one error shape --------------------------------------------
+
+
+def test_an_anonymous_session_gets_403_on_restore_and_nothing_is_claimed(
+    api: Call, engine: Engine, sqs: Any, settings: Settings
+) -> None:
+    photo = insert_photo(engine)
+    claims = {"sub": photo.owner_id, "is_anonymous": True, "role": "authenticated"}
+    status, body = api("POST", f"/photos/{photo.id}/restore", claims=claims)
+    assert (status, body["error"], body["retryable"]) == (403, "anonymous_not_allowed", False)
+    assert records.photo(engine, photo.id).status == "uploaded"
+    assert records.attempts_of(engine, photo.id) == []
+    assert queued_bodies(sqs, settings.queue_url) == []
+    assert api("GET", f"/photos/{photo.id}", claims=claims)[0] == 200
+
+
+def test_an_anonymous_session_restores_within_its_own_quota_when_allowed(
+    settings: Settings, engine: Engine
+) -> None:
+    allowing = settings.model_copy(update={"daily_restores_per_anonymous_session": 1})
+    api = load_handler("api", allowing)
+    first = insert_photo(engine)
+    second = insert_photo(engine, owner_id=first.owner_id)
+    claims = {"sub": first.owner_id, "is_anonymous": True}
+    assert call_api(api, "POST", f"/photos/{first.id}/restore", claims=claims)[0] == 202
+    status, body = call_api(api, "POST", f"/photos/{second.id}/restore", claims=claims)
+    assert (status, body["error"]) == (429, "quota_exceeded")
+    # The same user signed in with an account has the ordinary quota.
+    account = {"sub": first.owner_id, "is_anonymous": False}
+    assert call_api(api, "POST", f"/photos/{second.id}/restore", claims=account)[0] == 202
+    api.wiring.repository().engine.dispose()
+
+
+def test_an_unexpected_exception_in_a_route_is_the_functions_500_body(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = load_handler("api", settings)
+    output = io.StringIO()
+    # Assigned, not setStream() (see test_observability): the log lines land in `output`.
+    monkeypatch.setattr(api.tools.logger.registered_handler, "stream", output)
+    counted: list[str] = []
+    monkeypatch.setattr(api.tools.metrics, "add_metric", lambda name, **_: counted.append(name))
+
+    class Broken:
+        def get_photo(self, *args: Any) -> Any:
+            raise RuntimeError("a bug")
+
+    monkeypatch.setattr(api.wiring, "restore_requests", lambda: Broken())
+    photo = insert_photo(engine)
+    event = http_api_event(
+        method="GET", raw_path=f"/photos/{photo.id}", claims={"sub": photo.owner_id}
+    )
+    response = api.lambda_handler(event, LocalLambdaContext("photo-restore-api"))
+    request_id = event["requestContext"]["requestId"]
+    assert response["statusCode"] == 500
+    assert json.loads(response["body"]) == {
+        "error": "internal_error",
+        "message": "Something went wrong on our side; the request id names it in our logs.",
+        "retryable": True,
+        "request_id": request_id,
+    }
+    assert [k.lower() for k in response["headers"]] == ["content-type"]
+    logged = logged_line(output.getvalue(), "unexpected error")
+    assert logged["correlation_id"] == request_id and "RuntimeError: a bug" in logged["exception"]
+    assert counted == [INTERNAL_ERROR_METRIC]  # what ApiInternalErrorsAlarm watches
+
+
+def test_every_error_body_says_whether_retrying_may_help(api: Call, engine: Engine) -> None:
+    photo = insert_photo(engine)
+    missing = uuid.uuid4()
+    answers = [
+        api("GET", f"/photos/{missing}", owner=photo.owner_id),
+        api("GET", "/photos/not-a-uuid", owner=photo.owner_id),
+        api("DELETE", f"/photos/{photo.id}/restore", owner=photo.owner_id),
+        api("POST", f"/photos/{photo.id}/restore", claims={"email": "x@example.com"}),
+    ]
+    assert [(status, body["retryable"]) for status, body in answers] == [
+        (404, False),
+        (422, False),
+        (409, False),
+        (401, False),
+    ]

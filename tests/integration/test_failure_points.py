@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, text, update
 
 from photo_restore.errors import DependencyUnavailable, QueueUnavailable
+from photo_restore.http_errors import answered_status
 from photo_restore.models import photos
 from photo_restore.queue import RestoreMessage, RestoreQueue
 from photo_restore.repository import SqlRepository
@@ -97,7 +98,7 @@ def test_a_database_error_inside_the_claim_rolls_everything_back(
     with pytest.raises(DependencyUnavailable) as raised:
         requests.request_restore(Caller(photo.owner_id, None), photo.id)
 
-    assert raised.value.http_status == 503
+    assert answered_status(raised.value) == 503
     assert photo_status(engine, photo.id) == "uploaded"
     assert records.attempts_of(engine, photo.id) == []
     assert queue_size(sqs, settings.queue_url) == 0
@@ -113,7 +114,7 @@ def test_an_sqs_error_after_commit_undoes_the_claim_and_answers_503(
     with pytest.raises(QueueUnavailable) as raised:
         requests.request_restore(Caller(photo.owner_id, None), photo.id)
 
-    assert raised.value.http_status == 503
+    assert answered_status(raised.value) == 503
     assert photo_status(engine, photo.id) == "uploaded"
     [attempt] = records.attempts_of(engine, photo.id)
     assert attempt.params["error"]["code"] == "queue_unavailable"
@@ -282,7 +283,7 @@ def test_an_unreachable_database_is_a_503_for_every_use_case(settings: Settings,
     for call in calls:
         with pytest.raises(DependencyUnavailable) as raised:
             call()
-        assert raised.value.http_status == 503
+        assert answered_status(raised.value) == 503
     assert queue_size(sqs, settings.queue_url) == 0
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 
 from photo_restore.errors import IdempotencyInProgress, QuotaExceeded, RestoreError
 from photo_restore.events import EventBridgePublisher, RestoreEvent
+from photo_restore.http_errors import answered_status
 from photo_restore.models import jobs
 from photo_restore.queue import RestoreQueue
 from photo_restore.repository import SqlRepository
@@ -194,7 +195,7 @@ def test_over_the_quota_is_a_429_with_retry_after(pipeline: Pipeline) -> None:
     )
     assert (status, body["error"]) == (429, "quota_exceeded")
     assert int(headers["retry-after"]) == body["retry_after_seconds"] > 86_000
-    assert set(body) == {"error", "message", "retry_after_seconds"}
+    assert set(body) == {"error", "message", "retryable", "retry_after_seconds"}
 
 
 def test_cancel_puts_the_photo_back_and_the_worker_stores_nothing(
@@ -308,7 +309,7 @@ def test_the_bus_publisher_reports_a_refusal_as_retryable(resources: LocalResour
     publisher = EventBridgePublisher(boto3.client("events"), "no-such-bus")
     with pytest.raises(EventPublishFailed) as refused:
         publisher.publish(RestoreEvent("RestoreSucceeded", {"photo_id": "p"}))
-    assert refused.value.http_status == 503
+    assert answered_status(refused.value) == 503
 
 
 def test_the_estimate_comes_from_recent_inference_times(pipeline: Pipeline) -> None:

@@ -24,7 +24,8 @@ from photo_restore_tools.local.http_gateway import (
     make_token,
 )
 from photo_restore_tools.local.photos import old_photo
-from photo_restore_tools.local.stack import LocalStack, run_demo
+from photo_restore_tools.local.stack import LocalStack, local_cors_origins, run_demo
+from photo_restore_tools.template import cors_rules
 
 SECRET = "local-test-secret-of-at-least-32-bytes"
 OWNER = "user-gateway-test"
@@ -183,6 +184,77 @@ def test_the_gateway_answers_404_outside_its_routes_and_415_for_non_images(serve
     assert not_an_image.status_code == 415
 
 
+def test_every_answer_carries_one_content_type(served: Served) -> None:
+    """fetch() joins repeated headers: two would read `application/json, application/json`."""
+    photo_id = "00000000-0000-4000-8000-000000000000"
+    answers = [
+        served.client.get(f"/photos/{photo_id}", headers=served.auth()),  # the function's 404
+        served.client.get("/photos/not-a-uuid", headers=served.auth()),  # its 422
+        served.client.get(f"/photos/{photo_id}"),  # the gateway's 401
+        served.client.get("/nowhere", headers=served.auth()),  # the gateway's 404
+    ]
+    assert [a.status_code for a in answers] == [404, 422, 401, 404]
+    for answer in answers:
+        assert answer.headers.get_list("content-type") == ["application/json"], answer.text
+
+
+def preflight(served: Served, origin: str, method: str = "POST", **headers: str) -> httpx.Response:
+    return served.client.options(
+        "/photos/00000000-0000-4000-8000-000000000000/restore",
+        headers={"Origin": origin, "Access-Control-Request-Method": method, **headers},
+    )
+
+
+def test_preflights_from_the_allowed_origins_are_answered_before_the_authorizer(
+    served: Served,
+) -> None:
+    rules = cors_rules(("x",))  # the template's methods, headers and max age
+    asked = {"Access-Control-Request-Headers": "authorization,content-type,idempotency-key"}
+    for origin in ("http://localhost:5173", "http://127.0.0.1:3001"):
+        answer = preflight(served, origin, **asked)
+        assert answer.status_code == 204, origin  # no token needed
+        assert answer.headers["access-control-allow-origin"] == origin
+        assert answer.headers["access-control-allow-methods"].split(",") == list(
+            rules.allow_methods
+        )
+        assert set(answer.headers["access-control-allow-headers"].split(",")) == set(
+            rules.allow_headers
+        )
+        assert answer.headers["access-control-max-age"] == str(rules.max_age)
+    for origin, method, extra in [
+        ("https://evil.example", "POST", {}),
+        ("http://localhost.evil.example", "POST", {}),
+        ("http://localhost:5173", "PATCH", {}),
+        ("http://localhost:5173", "POST", {"Access-Control-Request-Headers": "x-secret"}),
+    ]:
+        refused = preflight(served, origin, method, **extra)
+        assert refused.status_code == 204
+        assert "access-control-allow-methods" not in refused.headers, (origin, method, extra)
+
+
+def test_answers_to_an_allowed_origin_carry_the_cors_headers(served: Served) -> None:
+    photo_id = "00000000-0000-4000-8000-000000000000"
+    origin = {"Origin": "http://localhost:5173"}
+    for answer in (
+        served.client.get(f"/photos/{photo_id}", headers=served.auth() | origin),  # function
+        served.client.get(f"/photos/{photo_id}", headers=origin),  # the gateway's 401
+    ):
+        assert answer.headers["access-control-allow-origin"] == "http://localhost:5173"
+        assert answer.headers["access-control-expose-headers"] == "retry-after,idempotent-replayed"
+    other = served.client.get(f"/photos/{photo_id}", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    # Without CORS origins (LOCAL_CORS_ALLOWED_ORIGINS empty) an OPTIONS is no route: 404.
+    closed = HttpGateway(served.stack, jwt_secret=SECRET, port=0, cors_origins=()).start()
+    try:
+        answer = httpx.options(
+            f"{closed.url}/photos/{photo_id}/restore",
+            headers=origin | {"Access-Control-Request-Method": "POST"},
+        )
+        assert answer.status_code == 404 and "access-control-allow-origin" not in answer.headers
+    finally:
+        closed.stop()
+
+
 def test_claims_reach_the_handler_as_api_gateway_passes_them() -> None:
     claims = {
         "sub": "u1",
@@ -224,3 +296,12 @@ def test_shutdown_releases_ports_threads_and_environment(database_url: str) -> N
     ]:
         assert time.monotonic() < deadline, leftover
         time.sleep(0.1)
+
+
+def test_serve_takes_its_cors_origins_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOCAL_CORS_ALLOWED_ORIGINS", raising=False)
+    assert local_cors_origins() == ("http://localhost:*", "http://127.0.0.1:*")
+    monkeypatch.setenv("LOCAL_CORS_ALLOWED_ORIGINS", "https://app.example.com, http://x:*")
+    assert local_cors_origins() == ("https://app.example.com", "http://x:*")
+    monkeypatch.setenv("LOCAL_CORS_ALLOWED_ORIGINS", "")
+    assert local_cors_origins() == ()

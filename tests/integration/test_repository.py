@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text, update
 
 from photo_restore.attempts import ERROR, AttemptState, attempt_state
 from photo_restore.errors import DependencyUnavailable
+from photo_restore.http_errors import answered_status
 from photo_restore.models import photos, restore_attempts
 from photo_restore.repository import SqlRepository
 from photo_restore.settings import Settings
@@ -149,7 +150,7 @@ def test_a_database_error_is_dependency_unavailable_in_every_transaction() -> No
     )
     with pytest.raises(DependencyUnavailable) as raised, unreachable.transaction() as tx:
         tx.photo(uuid.uuid4())
-    assert raised.value.http_status == 503
+    assert answered_status(raised.value) == 503
 
 
 def test_a_rotated_database_url_is_used_without_a_redeploy(

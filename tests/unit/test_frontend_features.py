@@ -12,6 +12,7 @@ from PIL import Image
 
 from photo_restore.attempts import AttemptState, Phase
 from photo_restore.errors import (
+    AnonymousNotAllowed,
     IdempotencyInProgress,
     IdempotencyKeyReused,
     InvalidRequest,
@@ -22,6 +23,7 @@ from photo_restore.errors import (
     error_record,
 )
 from photo_restore.events import RestoreAnnouncer
+from photo_restore.http_errors import answered_status
 from photo_restore.photos import Photo
 from photo_restore.preprocess import ImagePreprocessResult
 from photo_restore.queue import RestoreMessage
@@ -141,7 +143,7 @@ def test_cancel_with_nothing_in_flight_is_409_and_a_strangers_photo_404(
     photo, caller = service.photo()
     with pytest.raises(NotProcessing) as conflict:
         service.requests.cancel_restore(caller, photo.id)
-    assert conflict.value.http_status == 409
+    assert answered_status(conflict.value) == 409
     service.requests.request_restore(caller, photo.id)
     with pytest.raises(PhotoNotFound):
         service.requests.cancel_restore(Caller("mallory", None), photo.id)
@@ -171,7 +173,7 @@ def test_a_key_is_one_users_for_one_photo(service: Service) -> None:
     service.requests.request_restore(caller, photo.id, idempotency_key="k-1")
     with pytest.raises(IdempotencyKeyReused) as reused:
         service.requests.request_restore(caller, other.id, idempotency_key="k-1")
-    assert reused.value.http_status == 422
+    assert answered_status(reused.value) == 422
     # Another user's identical key is theirs.
     strangers, stranger = service.photo(owner="grace")
     accepted = service.requests.request_restore(stranger, strangers.id, idempotency_key="k-1")
@@ -210,7 +212,7 @@ def test_a_key_still_being_accepted_is_409_in_progress(service: Service) -> None
         )
     with pytest.raises(IdempotencyInProgress) as busy:
         service.requests.request_restore(caller, photo.id, idempotency_key="k-1")
-    assert busy.value.http_status == 409 and busy.value.retryable
+    assert answered_status(busy.value) == 409 and busy.value.retryable
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9", "tab\there", "line\n"])
@@ -225,6 +227,34 @@ def test_a_malformed_key_is_a_422_naming_the_header(service: Service, key: str) 
 # --- Quota -----------------------------------------------------------------------------------
 
 
+def anonymous(owner: str) -> Caller:
+    """A Supabase anonymous session's caller, from its claims as API Gateway passes them."""
+    return Caller.from_claims({"sub": owner, "is_anonymous": "true", "role": "authenticated"})
+
+
+def test_an_anonymous_session_may_not_restore_by_default(service: Service) -> None:
+    photo, _ = service.photo(owner="anon-1")
+    with pytest.raises(AnonymousNotAllowed) as refused:
+        service.requests.request_restore(anonymous("anon-1"), photo.id)
+    assert answered_status(refused.value) == 403 and not refused.value.retryable
+    assert service.repository.photo(photo.id).status is PhotoStatus.UPLOADED
+    assert service.queue.sent == []
+    # Reading is still allowed; an account's token (is_anonymous false) restores.
+    assert service.requests.get_photo(anonymous("anon-1"), photo.id).status == "uploaded"
+    account = Caller.from_claims({"sub": "anon-1", "is_anonymous": "false"})
+    assert not account.anonymous
+    service.requests.request_restore(account, photo.id)
+
+
+def test_anonymous_sessions_when_allowed_have_their_own_smaller_quota() -> None:
+    service = Service(Settings(daily_restores_per_user=5, daily_restores_per_anonymous_session=1))
+    (a, _), (b, _) = service.photo(owner="anon-2"), service.photo(owner="anon-2")
+    service.restored(a, anonymous("anon-2"))
+    with pytest.raises(QuotaExceeded):
+        service.requests.request_restore(anonymous("anon-2"), b.id)
+    assert service.repository.photo(b.id).status is PhotoStatus.UPLOADED
+
+
 def test_the_quota_counts_a_users_requests_over_24_hours() -> None:
     service = Service(Settings(daily_restores_per_user=2))
     (a, caller), (b, _), (c, _) = service.photo(), service.photo(), service.photo()
@@ -232,7 +262,7 @@ def test_the_quota_counts_a_users_requests_over_24_hours() -> None:
     service.requests.request_restore(caller, b.id)
     with pytest.raises(QuotaExceeded) as over:
         service.requests.request_restore(caller, c.id)
-    assert over.value.http_status == 429
+    assert answered_status(over.value) == 429
     assert 86_390 <= over.value.retry_after_seconds <= 86_400  # when the oldest leaves
     assert service.repository.photo(c.id).status is PhotoStatus.UPLOADED  # claim rolled back
     other, stranger = service.photo(owner="grace")
@@ -389,6 +419,20 @@ def test_a_cursor_not_from_the_api_is_a_422_naming_it(service: Service, cursor: 
     with pytest.raises(InvalidRequest) as invalid:
         service.requests.list_restores(caller, photo.id, cursor=cursor)
     assert invalid.value.field == "cursor"
+
+
+def test_a_cursor_made_for_another_photo_is_refused_like_a_garbage_one(service: Service) -> None:
+    photo, caller = service.photo()
+    other, _ = service.photo()
+    for _ in range(3):
+        service.restored(photo, caller)
+        service.restored(other, caller)
+    cursor = service.requests.list_restores(caller, photo.id, limit=1).next_cursor
+    assert cursor is not None
+    with pytest.raises(InvalidRequest) as invalid:
+        service.requests.list_restores(caller, other.id, limit=1, cursor=cursor)
+    assert invalid.value.field == "cursor" and answered_status(invalid.value) == 422
+    assert service.requests.list_restores(caller, photo.id, limit=1, cursor=cursor).restores
 
 
 @pytest.mark.parametrize("limit", [0, 101])

@@ -16,6 +16,7 @@ from photo_restore.errors import (
     RestoreNotSucceeded,
     Unauthenticated,
 )
+from photo_restore.http_errors import answered_status
 from photo_restore.restore_requests import Caller, RestoreRequests
 from photo_restore.settings import Settings
 from photo_restore.status import PhotoStatus
@@ -109,7 +110,7 @@ def test_a_database_outage_is_a_retryable_503(
     repository.unavailable = True
     with pytest.raises(DependencyUnavailable) as raised:
         requests.request_restore(Caller(photo.owner_id, None), photo.id)
-    assert raised.value.http_status == 503 and queue.sent == []
+    assert answered_status(raised.value) == 503 and queue.sent == []
 
 
 def test_only_a_succeeded_attempt_of_the_photo_can_be_selected(

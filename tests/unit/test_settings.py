@@ -45,3 +45,11 @@ def test_retry_delays_must_fit_an_sqs_visibility_timeout() -> None:
     with pytest.raises(ValidationError, match="TRANSIENT_RETRY_DELAYS_SECONDS"):
         Settings(transient_retry_delays_seconds=[30, 50_000])
     assert Settings(transient_retry_delays_seconds=[5]).transient_retry_delays_seconds == [5]
+
+
+def test_an_anonymous_sessions_quota_may_not_exceed_an_accounts() -> None:
+    with pytest.raises(ValidationError, match="DAILY_RESTORES_PER_ANONYMOUS_SESSION"):
+        Settings(daily_restores_per_user=3, daily_restores_per_anonymous_session=4)
+    assert Settings(daily_restores_per_user=3, daily_restores_per_anonymous_session=3)
+    assert Settings(daily_restores_per_user=0, daily_restores_per_anonymous_session=50)
+    assert Settings().daily_restores_per_anonymous_session == 0  # refused by default

@@ -3,6 +3,7 @@ the tests (CloudFormation's short tags, `!Ref` and the like, become their long f
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -13,6 +14,7 @@ from urllib.parse import unquote
 from photo_restore_tools.local.functions import project_root
 
 API_FUNCTION = "ApiFunction"
+HTTP_API = "HttpApi"
 
 
 def load_template(path: Path | None = None) -> dict[str, Any]:
@@ -49,4 +51,32 @@ def api_routes(path: Path | None = None) -> tuple[Route, ...]:
         Route(event["Properties"]["Method"].upper(), event["Properties"]["Path"])
         for event in events.values()
         if event["Type"] == "HttpApi"
+    )
+
+
+@dataclass(frozen=True)
+class CorsRules:
+    """The HTTP API's CorsConfiguration as API Gateway applies it; its origins come from the
+    CorsAllowedOrigins parameter, so a caller names them (`*` in one matches any characters)."""
+
+    allow_origins: tuple[str, ...]
+    allow_methods: tuple[str, ...]
+    allow_headers: tuple[str, ...]
+    expose_headers: tuple[str, ...]
+    max_age: int
+
+    def allows(self, origin: str) -> bool:
+        return any(fnmatch.fnmatchcase(origin.lower(), o.lower()) for o in self.allow_origins)
+
+
+def cors_rules(allow_origins: tuple[str, ...], path: Path | None = None) -> CorsRules:
+    """The template's CorsConfiguration (what HasCors turns on) for these origins."""
+    api = load_template(path)["Resources"][HTTP_API]["Properties"]
+    _, configuration, _ = api["CorsConfiguration"]["Fn::If"]
+    return CorsRules(
+        allow_origins=allow_origins,
+        allow_methods=tuple(configuration["AllowMethods"]),
+        allow_headers=tuple(configuration["AllowHeaders"]),
+        expose_headers=tuple(configuration["ExposeHeaders"]),
+        max_age=int(configuration["MaxAge"]),
     )

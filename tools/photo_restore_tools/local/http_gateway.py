@@ -21,7 +21,7 @@ import jwt
 
 from photo_restore.status import PhotoStatus
 from photo_restore_tools.local.photos import UnsupportedUpload, UploadedPhoto
-from photo_restore_tools.template import Route, api_routes
+from photo_restore_tools.template import CorsRules, Route, api_routes, cors_rules
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,9 @@ JWT_ALGORITHM = "HS256"
 # API Gateway refuses HTTP API payloads above 10 MB before any route or authorizer runs.
 API_PAYLOAD_LIMIT = 10 * 1024 * 1024
 UPLOAD_PATH = "/local/photos"
+# The browser origins `serve` allows by default: a frontend's dev server on this machine. A
+# deployment names its own in the template's CorsAllowedOrigins parameter.
+LOCAL_CORS_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*")
 _TEXT_TYPES = re.compile(
     r"^(text/|application/(json|xml|javascript|x-www-form-urlencoded)|[^;]*\+(json|xml))", re.I
 )
@@ -223,8 +226,11 @@ class HttpGateway:
         host: str = "127.0.0.1",
         port: int = 3000,
         jwt_issuer: str | None = None,
+        cors_origins: tuple[str, ...] = LOCAL_CORS_ORIGINS,
     ) -> None:
         self.backend = backend
+        # As the template's CorsConfiguration (for the origins given); none: no CORS at all.
+        self.cors: CorsRules | None = cors_rules(cors_origins) if cors_origins else None
         self._secret = jwt_secret
         self._issuer = jwt_issuer
         self._server = _Server((host, port), self)
@@ -303,6 +309,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body(path)
         if body is None:
             return
+        if self._is_preflight():
+            self._preflight()
+            return
         route, path_parameters = _find_route(gateway.routes, self.command, path)
         if route is None:
             self._send_json(404, {"message": "Not Found"})
@@ -375,6 +384,52 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
+    # --- CORS, as API Gateway answers it with a CorsConfiguration ------------------------------
+
+    def _allowed_origin(self) -> str | None:
+        cors, origin = self.server.gateway.cors, self.headers.get("Origin")
+        return origin if cors is not None and origin and cors.allows(origin) else None
+
+    def _is_preflight(self) -> bool:
+        """API Gateway answers a preflight itself, before routes and the authorizer."""
+        return (
+            self.command == "OPTIONS"
+            and self.server.gateway.cors is not None
+            and bool(self.headers.get("Origin"))
+            and bool(self.headers.get("Access-Control-Request-Method"))
+        )
+
+    def _preflight(self) -> None:
+        """204; with the Access-Control headers only when the origin, the method and every
+        requested header are allowed (otherwise the browser refuses the request)."""
+        cors = self.server.gateway.cors
+        assert cors is not None
+        method = (self.headers.get("Access-Control-Request-Method") or "").upper()
+        asked = self.headers.get("Access-Control-Request-Headers") or ""
+        headers = {h.strip().lower() for h in asked.split(",") if h.strip()}
+        allowed = (
+            self._allowed_origin() is not None
+            and method in cors.allow_methods
+            and headers <= set(cors.allow_headers)
+        )
+        answer = {}
+        if allowed:
+            answer = {
+                "access-control-allow-methods": ",".join(cors.allow_methods),
+                "access-control-allow-headers": ",".join(cors.allow_headers),
+                "access-control-max-age": str(cors.max_age),
+            }
+        self._send(204, b"", answer)
+
+    def _cors_headers(self) -> dict[str, str]:
+        origin = self._allowed_origin()
+        if origin is None:
+            return {}
+        cors = self.server.gateway.cors
+        assert cors is not None
+        exposed = {"access-control-expose-headers": ",".join(cors.expose_headers)}
+        return {"access-control-allow-origin": origin, "vary": "origin", **exposed}
+
     def _unauthorized(self, description: str | None) -> None:
         challenge = "Bearer"
         if description:
@@ -390,7 +445,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = response.get("body") or ""
         data = base64.b64decode(body) if response.get("isBase64Encoded") else str(body).encode()
         headers = {str(k): str(v) for k, v in (response.get("headers") or {}).items()}
-        headers.setdefault("content-type", "application/json")
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["content-type"] = "application/json"
         cookies = [str(c) for c in response.get("cookies") or []]
         self._send(int(response["statusCode"]), data, headers, cookies)
 
@@ -405,6 +461,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers: dict[str, str],
         cookies: list[str] | None = None,
     ) -> None:
+        headers = {**headers, **self._cors_headers()}
         try:
             self.send_response(status)
             for name, value in headers.items():

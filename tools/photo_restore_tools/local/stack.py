@@ -38,7 +38,12 @@ from photo_restore_tools.local.functions import (
     load_handler_module,
     settings_environment,
 )
-from photo_restore_tools.local.http_gateway import HttpGateway, http_api_event, make_token
+from photo_restore_tools.local.http_gateway import (
+    LOCAL_CORS_ORIGINS,
+    HttpGateway,
+    http_api_event,
+    make_token,
+)
 from photo_restore_tools.local.photos import (
     DEMO_USER_EMAIL,
     DEMO_USER_ID,
@@ -606,6 +611,7 @@ def run_serve(host: str, port: int, *, stream: TextIO | None = None) -> int:
             host=host,
             port=port,
             jwt_issuer=os.environ.get("LOCAL_JWT_ISSUER") or None,
+            cors_origins=local_cors_origins(),
         )
     except OSError as error:
         print(f"error: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
@@ -635,6 +641,15 @@ def run_serve(host: str, port: int, *, stream: TextIO | None = None) -> int:
     return 0
 
 
+def local_cors_origins() -> tuple[str, ...]:
+    """LOCAL_CORS_ALLOWED_ORIGINS (comma-separated, `*` matches any characters; empty turns
+    CORS off), or the local dev servers' origins."""
+    configured = os.environ.get("LOCAL_CORS_ALLOWED_ORIGINS")
+    if configured is None:
+        return LOCAL_CORS_ORIGINS
+    return tuple(origin.strip() for origin in configured.split(",") if origin.strip())
+
+
 def describe_event(event: dict[str, Any]) -> str:
     """One line per published event, as `photo-restore serve` prints them."""
     detail = event.get("detail") or {}
@@ -652,6 +667,8 @@ def _serve_banner(
 ) -> str:
     url = gateway.url
     auth = '-H "Authorization: Bearer $TOKEN"'
+    origins = ", ".join(gateway.cors.allow_origins) if gateway.cors else "off"
+    cors_line = f"{origins}  (LOCAL_CORS_ALLOWED_ORIGINS; deployed: CorsAllowedOrigins)"
     secret_line = (
         f"{secret}  (generated; set LOCAL_JWT_SECRET to choose one)"
         if generated
@@ -665,6 +682,7 @@ photo-restore local API on {url}  (HTTP API + JWT authorizer, like sam local sta
   SiliconFlow: {stack.siliconflow_description}
   JWT:         HS256, audience "authenticated"; secret: {secret_line}
   pollers:     worker and DLQ running; sweeper every {SWEEP_INTERVAL_SECONDS:.0f} s
+  CORS:        {cors_line}
 
 demo token (sub={DEMO_USER_ID}, valid 24 h):
   export TOKEN={token}
