@@ -102,7 +102,9 @@ from photo_restore.preprocess import PreprocessLimits, preprocess_image
 
 heif = io.BytesIO()
 pillow_heif.from_pillow(Image.new("RGB", (1200, 800), (90, 60, 30))).save(heif, quality=60)
-limits = PreprocessLimits(max_side=600, max_pixels=10**8, jpeg_quality=90, memory_budget_bytes=2**28)
+limits = PreprocessLimits(
+    max_side=600, max_pixels=10**8, jpeg_quality=90, memory_budget_bytes=2**28
+)
 result = preprocess_image(heif.getvalue(), limits)
 assert Image.__file__.startswith(IMAGING), Image.__file__
 print(result.original_format, *result.new_dimensions)
@@ -126,7 +128,9 @@ from photo_restore.preprocess import PreprocessLimits, preprocess_image
 
 jpeg = io.BytesIO()
 Image.new("RGB", (1200, 800), (90, 60, 30)).save(jpeg, "JPEG")
-limits = PreprocessLimits(max_side=600, max_pixels=10**8, jpeg_quality=90, memory_budget_bytes=2**28)
+limits = PreprocessLimits(
+    max_side=600, max_pixels=10**8, jpeg_quality=90, memory_budget_bytes=2**28
+)
 result = preprocess_image(jpeg.getvalue(), limits)
 assert pyvips.__file__.startswith(IMAGING), pyvips.__file__
 print(pyvips.API_mode, *Image.open(io.BytesIO(result.image_bytes)).size)
