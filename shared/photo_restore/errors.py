@@ -36,6 +36,8 @@ class RestoreError(Exception):
     # Whether an attempt that failed this way counts against its user's daily quota: only what
     # the user's own photo (or choice) caused does; provider and system failures do not.
     user_caused = False
+    # The provider calls made before this was raised (each may be billed): the client sets it.
+    provider_calls = 0
 
     def __init__(self, message: str, *, trace_id: str | None = None) -> None:
         super().__init__(message)

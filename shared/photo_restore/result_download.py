@@ -27,7 +27,8 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# The wall-clock deadline (time.monotonic) of the download running in this context.
+# The wall-clock deadline (time.monotonic) of the exchange running in this context: a result
+# download, or a provider call (siliconflow.py uses the same transport).
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "result_download_deadline", default=None
 )
@@ -95,7 +96,7 @@ def download_result_image(
     """
     deadline = time.monotonic() + timeout_seconds
     resolver = resolve or _resolve_with_getaddrinfo
-    with _until(deadline):
+    with wall_time_deadline(deadline):
         current = _parse_url(url)
         for hop in range(MAX_REDIRECTS + 1):
             target = _checked_target(
@@ -117,7 +118,9 @@ def download_result_image(
 
 
 @contextmanager
-def _until(deadline: float) -> Iterator[None]:
+def wall_time_deadline(deadline: float) -> Iterator[None]:
+    """Every socket operation of a deadline_transport in this block ends by `deadline`
+    (time.monotonic), whatever per-read timeouts say."""
     token = _deadline.set(deadline)
     try:
         yield
@@ -125,14 +128,17 @@ def _until(deadline: float) -> Iterator[None]:
         _deadline.reset(token)
 
 
-def _remaining(timeout: float | None) -> float | None:
-    """`timeout` shortened to what is left before this context's deadline."""
+def _remaining(
+    timeout: float | None, expired: type[httpcore.TimeoutException] = httpcore.ReadTimeout
+) -> float | None:
+    """`timeout` shortened to what is left before this context's deadline; past it, `expired`
+    (the phase's own timeout, so a caller can tell a request never sent from one sent)."""
     deadline = _deadline.get()
     if deadline is None:
         return timeout
     left = deadline - time.monotonic()
     if left <= 0:
-        raise httpcore.ReadTimeout("the result download's deadline has passed")
+        raise expired("the wall-time deadline has passed")
     return left if timeout is None else min(timeout, left)
 
 
@@ -147,7 +153,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._inner.read(max_bytes, _remaining(timeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _remaining(timeout))
+        self._inner.write(buffer, _remaining(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
         self._inner.close()
@@ -158,7 +164,9 @@ class _DeadlineStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
-        upgraded = self._inner.start_tls(ssl_context, server_hostname, _remaining(timeout))
+        upgraded = self._inner.start_tls(
+            ssl_context, server_hostname, _remaining(timeout, httpcore.ConnectTimeout)
+        )
         return _DeadlineStream(upgraded)
 
     def get_extra_info(self, info: str) -> Any:
@@ -178,7 +186,7 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         stream = self._inner.connect_tcp(
-            host, port, _remaining(timeout), local_address, socket_options
+            host, port, _remaining(timeout, httpcore.ConnectTimeout), local_address, socket_options
         )
         return _DeadlineStream(stream)
 
@@ -189,17 +197,23 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         return _DeadlineStream(
-            self._inner.connect_unix_socket(path, _remaining(timeout), socket_options)
+            self._inner.connect_unix_socket(
+                path, _remaining(timeout, httpcore.ConnectTimeout), socket_options
+            )
         )
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
 
 
-def deadline_transport(*, verify: ssl.SSLContext | bool = True) -> httpx.HTTPTransport:
+def deadline_transport(
+    *, verify: ssl.SSLContext | bool = True, keepalive: bool = False
+) -> httpx.HTTPTransport:
     """httpx's own transport, its network backend wrapped so the context's deadline bounds every
-    socket operation. httpx does not expose the backend: it is swapped on its pool (tested)."""
-    transport = httpx.HTTPTransport(verify=verify, limits=httpx.Limits(max_keepalive_connections=0))
+    socket operation. httpx does not expose the backend: it is swapped on its pool (tested).
+    `keepalive` only for one fixed host (the provider's API), never for pinned result hosts."""
+    limits = httpx.Limits() if keepalive else httpx.Limits(max_keepalive_connections=0)
+    transport = httpx.HTTPTransport(verify=verify, limits=limits)
     pool: Any = transport._pool
     pool._network_backend = _DeadlineBackend(pool._network_backend)
     return transport

@@ -45,6 +45,9 @@ class AttemptView(BaseModel):
     started_at: datetime | None = Field(None, description="Its first delivery started")
     finished_at: datetime | None = Field(None, description="It succeeded, failed or was canceled")
     error: AttemptError | None = None
+    provider_calls: int = Field(
+        0, description="Calls made to the image provider for it (each may be billed)"
+    )
     # Present only for succeeded attempts; short-lived (see urls_expire_at).
     image_url: str | None = Field(None, description="The restoration (same as after.url)")
     after: ImageView | None = None

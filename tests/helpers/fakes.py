@@ -27,6 +27,7 @@ from photo_restore.attempts import (
     PENDING_S3_KEY,
     PHASE,
     PHASE_STARTED_AT,
+    PROVIDER_CALLS,
     STARTED_AT,
     THUMBNAIL_KEY,
     WAITING_FOR_CAPACITY,
@@ -345,6 +346,18 @@ class FakeTransaction:
         if attempt is None or attempt.state is not State.PENDING:
             return False
         self._set_attempt(attempt, params={**attempt.params, LAST_TRANSIENT_ERROR: dict(record)})
+        return True
+
+    def record_provider_calls(
+        self, attempt_id: uuid.UUID, calls: int, extra: Mapping[str, Any] | None = None
+    ) -> bool:
+        attempt = self._t.attempts.get(attempt_id)
+        if attempt is None:
+            return False
+        counted = attempt.provider_calls + calls
+        self._set_attempt(
+            attempt, params={**attempt.params, **(extra or {}), PROVIDER_CALLS: counted}
+        )
         return True
 
     def wait_for_capacity(self, attempt_id: uuid.UUID, hold: Mapping[str, Any]) -> bool:

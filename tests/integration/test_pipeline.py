@@ -60,6 +60,9 @@ def test_a_restore_request_ends_with_a_stored_restoration_and_a_ready_photo(
         "result_dimensions",
         "result_bytes",
         "deliveries",
+        # What the provider answered, kept the moment it arrived, and the calls it cost.
+        "provider_answer",
+        "provider_calls",
     }
     assert params["provider"] == "siliconflow"
     assert params["prompt"] == pipeline.settings.restore_prompt
