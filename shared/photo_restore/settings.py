@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     daily_restores_per_user: int = Field(default=20, ge=0)
 
     # --- Timing of the pipeline: must agree with template.yaml -------------------------------
-    # The worker's worst case: (1 + retries) x read timeout + backoff + result download < 300 s.
+    # The worker's worst case: (1 + retries) x (connect + read), each try bounded by that wall
+    # time, + backoffs + result download + pacing wait < 300 s (checked below).
     worker_timeout_seconds: int = 300
     # The queue's: >= 6x the worker timeout, as AWS advises. Only a delivery that crashed or
     # timed out waits this long; a transient failure comes back after its backoff below.

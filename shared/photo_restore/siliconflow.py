@@ -152,6 +152,11 @@ class SiliconFlowClient:
     def __repr__(self) -> str:
         return f"SiliconFlowClient(url={self._url!r}, max_retries={self._max_retries})"
 
+    @property
+    def call_deadline_seconds(self) -> float:
+        """The wall time each try may take, connect to last byte."""
+        return self._call_deadline
+
     def __enter__(self) -> SiliconFlowClient:
         return self
 
