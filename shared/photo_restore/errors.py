@@ -231,7 +231,8 @@ class OriginalMissing(RestoreError):
 
 
 class ProviderRejected(RestoreError):
-    """SiliconFlow answered 400: our request is wrong for this image; retrying cannot help."""
+    """SiliconFlow answered 400 naming this photo's image, or nothing we can tell is ours:
+    retrying cannot help. The same refusal for several photos is inferred systemic instead."""
 
     code = "provider_rejected"
     kind = FailureKind.PERMANENT
@@ -239,6 +240,13 @@ class ProviderRejected(RestoreError):
     retryable = False
     user_message = "The restoration service could not process this photo."
     user_caused = True
+
+    def __init__(
+        self, message: str, *, trace_id: str | None = None, refusal: str | None = None
+    ) -> None:
+        super().__init__(message, trace_id=trace_id)
+        # What the provider said (its code and words): the same one across photos is systemic.
+        self.refusal = refusal
 
 
 class ProviderAuthFailed(RestoreError):

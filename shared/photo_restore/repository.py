@@ -162,6 +162,9 @@ class Transaction(Protocol):
     def record_provider_calls(
         self, attempt_id: uuid.UUID, calls: int, extra: Mapping[str, Any] | None = None
     ) -> bool: ...
+    def photos_refused_alike(
+        self, refusal: str, *, since: datetime, other_than: uuid.UUID
+    ) -> int: ...
     def set_phase(
         self, attempt_id: uuid.UUID, phase: Phase, extra: Mapping[str, Any] | None = None
     ) -> bool: ...
@@ -738,6 +741,17 @@ class SqlTransaction:
             .returning(restore_attempts.c.id)
         )
         return self._conn.execute(statement).one_or_none() is not None
+
+    def photos_refused_alike(self, refusal: str, *, since: datetime, other_than: uuid.UUID) -> int:
+        """How many other photos have an attempt created since `since` that the provider
+        refused with these words (`params.error.refusal`). Runs only on a refusal."""
+        refused = cast(restore_attempts.c.params, JSONB)[ERROR]["refusal"].astext
+        statement = select(func.count(func.distinct(restore_attempts.c.job_id))).where(
+            restore_attempts.c.created_at >= since,
+            restore_attempts.c.job_id != other_than,
+            refused == refusal,
+        )
+        return int(self._conn.execute(statement).scalar_one())
 
     def revert_photo_without_attempt(self, photo_id: uuid.UUID, idle_before: datetime) -> bool:
         """A `processing` photo with no attempt at all (another writer's doing): settle it too."""

@@ -27,7 +27,9 @@ from photo_restore.errors import (
     AttemptNotVisible,
     DependencyUnavailable,
     FailureKind,
+    ProviderMisconfigured,
     ProviderRateLimited,
+    ProviderRejected,
     RestoreError,
     error_record,
 )
@@ -391,9 +393,14 @@ class RestoreRun:
         )
 
     def _fail(self, attempt: Attempt, error: RestoreError) -> RunReport:
+        refusal = error.refusal if isinstance(error, ProviderRejected) else None
+        if refusal is not None:
+            error = self._systemic_or_not(attempt, error, refusal)
         record = error_record(error.code, error.message, kind=error.kind.value)
         if error.trace_id:
             record["provider_trace_id"] = error.trace_id
+        if refusal is not None:
+            record["refusal"] = refusal
         with self._repository.transaction() as tx:
             failed = tx.fail_attempt(photo_id=attempt.photo_id, attempt_id=attempt.id, error=record)
             settled = tx.attempt(attempt.id) if failed else None
@@ -408,6 +415,23 @@ class RestoreRun:
         calls = settled.provider_calls if settled else 0
         return self._report(
             outcome, attempt, error_code=error.code, trace_id=error.trace_id, provider_calls=calls
+        )
+
+    def _systemic_or_not(self, attempt: Attempt, error: RestoreError, refusal: str) -> RestoreError:
+        """A refusal of this photo, or, when the same words refused several other photos
+        within the window, a systemic one: no photo's fault, and alarmed as a misconfiguration."""
+        settings = self._settings
+        window = timedelta(seconds=settings.systemic_refusal_window_seconds)
+        with self._repository.transaction() as tx:
+            others = tx.photos_refused_alike(
+                refusal, since=self._clock() - window, other_than=attempt.photo_id
+            )
+        if others + 1 < settings.systemic_refusal_photos:
+            return error
+        logger.error("the same refusal hit %d photos within %s: systemic", others + 1, window)
+        return ProviderMisconfigured(
+            f"{error.message} (the same refusal hit {others + 1} photos within {window}: systemic)",
+            trace_id=error.trace_id,
         )
 
     def _defer(self, message: RestoreMessage, attempt: Attempt, error: RestoreError) -> RunReport:

@@ -206,14 +206,10 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-def deadline_transport(
-    *, verify: ssl.SSLContext | bool = True, keepalive: bool = False
-) -> httpx.HTTPTransport:
+def deadline_transport(*, verify: ssl.SSLContext | bool = True) -> httpx.HTTPTransport:
     """httpx's own transport, its network backend wrapped so the context's deadline bounds every
-    socket operation. httpx does not expose the backend: it is swapped on its pool (tested).
-    `keepalive` only for one fixed host (the provider's API), never for pinned result hosts."""
-    limits = httpx.Limits() if keepalive else httpx.Limits(max_keepalive_connections=0)
-    transport = httpx.HTTPTransport(verify=verify, limits=limits)
+    socket operation. httpx does not expose the backend: it is swapped on its pool (tested)."""
+    transport = httpx.HTTPTransport(verify=verify, limits=httpx.Limits(max_keepalive_connections=0))
     pool: Any = transport._pool
     pool._network_backend = _DeadlineBackend(pool._network_backend)
     return transport

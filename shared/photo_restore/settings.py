@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     # A later delivery resumes at the download of a recorded answer only while its URL stays
     # valid this much longer (at least one whole download); else it calls the provider again.
     result_url_margin_seconds: int = Field(default=300, ge=0)
+    # One refusal (the same code and words) for this many different photos within the window
+    # is systemic, not the photos' fault: it fails as provider_misconfigured (alarmed).
+    systemic_refusal_photos: int = Field(default=3, ge=2)
+    systemic_refusal_window_seconds: int = Field(default=900, ge=1)
     siliconflow_allow_private_urls: bool = False
     result_max_bytes: int = 40 * 1024 * 1024
     # Wall time for the whole result download: DNS, connect, TLS, headers and body.

@@ -9,7 +9,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -22,7 +22,6 @@ from photo_restore.errors import (
     FailureKind,
     InvalidProviderResult,
     ProviderAuthFailed,
-    ProviderContentRefused,
     ProviderMisconfigured,
     ProviderRateLimited,
     ProviderRejected,
@@ -128,7 +127,8 @@ class SiliconFlowClient:
         self._owns_client = http_client is None
         # follow_redirects stays off: a redirected POST is a misconfigured base URL, not success.
         self._http = http_client or httpx.Client(
-            transport=deadline_transport(keepalive=True),
+            # A fresh connection per call (seconds of inference dwarf its setup).
+            transport=deadline_transport(),
             timeout=self._timeout,
             follow_redirects=False,
         )
@@ -217,7 +217,7 @@ class SiliconFlowClient:
                 except InvalidProviderResult as invalid:
                     invalid.provider_calls = calls
                     raise
-            error = _error_for(response, trace_id, attempts=attempt + 1)
+            error = _error_for(response, trace_id, attempts=attempt + 1, sent=body.keys())
             if status in RETRYABLE_STATUSES and not last and error.kind is FailureKind.TRANSIENT:
                 self._backoff(attempt, f"HTTP {status} (trace {trace_id})")
                 continue
@@ -268,7 +268,9 @@ def _parse_success(
     )
 
 
-def _error_for(response: httpx.Response, trace_id: str | None, *, attempts: int) -> RestoreError:
+def _error_for(
+    response: httpx.Response, trace_id: str | None, *, attempts: int, sent: Collection[str] = ()
+) -> RestoreError:
     status = response.status_code
     code, message = _error_body(response)
     detail = f"SiliconFlow answered {status}: {_described(code, message)}"
@@ -286,7 +288,7 @@ def _error_for(response: httpx.Response, trace_id: str | None, *, attempts: int)
         # The endpoint itself is not there: the base URL is wrong for every request.
         return ProviderMisconfigured(f"{detail} (check SILICONFLOW_BASE_URL)", trace_id=trace_id)
     if 400 <= status < 500:
-        return _refusal(detail, code, message, trace_id)
+        return _refusal(detail, code, message, sent, trace_id)
     if status >= 500:
         return ProviderUnavailable(f"{detail} (after {attempts} attempt(s))", trace_id=trace_id)
     # 1xx/3xx: the base URL points somewhere that is not the API.
@@ -298,30 +300,39 @@ def _error_for(response: httpx.Response, trace_id: str | None, *, attempts: int)
 SYSTEM_BUSY = 50603
 # 20012: "Model does not exist. Please check it carefully." (the error-handling FAQ).
 MODEL_DOES_NOT_EXIST = 20012
-# Request fields we send whatever the image: a 400 naming one would refuse every request.
-_CONFIGURED_FIELDS = re.compile(
-    r"\b(model|prompt|negative_prompt|num_inference_steps|cfg|guidance_scale|seed|image_size|"
-    r"batch_size)\b",
-    re.IGNORECASE,
-)
-# Undocumented: how a content or safety refusal reads. Words such messages use, ours to keep.
-_CONTENT_REFUSAL = re.compile(
-    r"sensitive|safety|unsafe|content (policy|filter|moderation)|inappropriate|nsfw|违规|敏感",
-    re.IGNORECASE,
-)
+# The one request field that changes with the photo; every other field we send is configuration.
+PHOTO_FIELD = "image"
+MAX_REFUSAL_TEXT = 200
 _RATE_LIMITS = re.compile(r"\b(RPM|RPH|RPD|TPM|TPD|IPM|IPD)\b")
 
 
-def _refusal(detail: str, code: int | None, message: str, trace_id: str | None) -> RestoreError:
-    """A 400: the photo's fault (provider_rejected), the configuration's (every request would
-    get it: provider_misconfigured), or the content filter's (provider_content_refused)."""
-    if _CONTENT_REFUSAL.search(message):
-        return ProviderContentRefused(detail, trace_id=trace_id)
-    if code == MODEL_DOES_NOT_EXIST or "model does not exist" in message.lower():
+def _refusal(
+    detail: str, code: int | None, message: str, sent: Collection[str], trace_id: str | None
+) -> RestoreError:
+    """A 400 by what it says: the documented unknown-model code, else which of the fields we
+    sent it names. Naming only configuration fields (model, prompt, cfg, steps, seed...):
+    every request would get it. Naming the image, or nothing of ours: this photo's refusal,
+    permanent (RestoreRun infers a systemic one when it hits several photos)."""
+    if code == MODEL_DOES_NOT_EXIST:
         return ProviderMisconfigured(f"{detail} (check SILICONFLOW_MODEL)", trace_id=trace_id)
-    if _CONFIGURED_FIELDS.search(message):
-        return ProviderMisconfigured(detail, trace_id=trace_id)
-    return ProviderRejected(detail, trace_id=trace_id)
+    named = fields_named(message, sent)
+    if named and PHOTO_FIELD not in named:
+        fields = ", ".join(sorted(named))
+        return ProviderMisconfigured(
+            f"{detail} (it names {fields}: the same in every request)", trace_id=trace_id
+        )
+    refusal = f"{code}: {message.strip()[:MAX_REFUSAL_TEXT]}"
+    return ProviderRejected(detail, trace_id=trace_id, refusal=refusal)
+
+
+def fields_named(message: str, sent: Collection[str]) -> set[str]:
+    """The fields of `sent` that `message` names as identifiers: the whole name, any case
+    ("cfg must be...", "'num_inference_steps' is invalid"); "negative_prompt" is not "prompt"."""
+    return {
+        field
+        for field in sent
+        if re.search(rf"(?<![\w]){re.escape(field)}(?![\w])", message, re.IGNORECASE)
+    }
 
 
 def _rate_limit_named(message: str) -> str | None:

@@ -360,6 +360,17 @@ class FakeTransaction:
         )
         return True
 
+    def photos_refused_alike(self, refusal: str, *, since: datetime, other_than: uuid.UUID) -> int:
+        refused = {
+            a.photo_id
+            for a in self._t.attempts.values()
+            if a.created_at >= since
+            and a.photo_id != other_than
+            and isinstance(error := a.params.get(ERROR), Mapping)
+            and error.get("refusal") == refusal
+        }
+        return len(refused)
+
     def wait_for_capacity(self, attempt_id: uuid.UUID, hold: Mapping[str, Any]) -> bool:
         attempt = self._t.attempts.get(attempt_id)
         if attempt is None or attempt.state is not State.PENDING:

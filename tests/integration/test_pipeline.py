@@ -191,7 +191,8 @@ def test_a_message_for_an_older_attempt_cannot_settle_the_newer_one(pipeline: Pi
             Behaviour.invalid_parameter("cfg must be a number in [0.1, 20]"),
             "provider_misconfigured",
         ),
-        (Behaviour.content_refused(), "provider_content_refused"),
+        # Its words name the image: this photo's refusal (no keyword decides the class).
+        (Behaviour.content_refused(), "provider_rejected"),
         (Behaviour.error(401, "invalid api key"), "provider_auth_failed"),
         (Behaviour.error(403, "account not verified"), "provider_auth_failed"),
         (Behaviour.error(404), "provider_misconfigured"),

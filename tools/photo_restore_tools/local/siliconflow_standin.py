@@ -108,6 +108,11 @@ class Behaviour:
         return cls.error(503, "Model service overloaded. Please try again later.", 50505)
 
     @classmethod
+    def system_busy(cls) -> Behaviour:
+        """The 503 seen in a real log (docs/siliconflow.md): a capacity signal."""
+        return cls.error(503, "System is really busy", 50603)
+
+    @classmethod
     def delay(cls, seconds: float) -> Behaviour:
         """Wait, then succeed."""
         return cls(kind="delay", seconds=seconds)
