@@ -4,6 +4,7 @@ from the answer committed on the attempt, and never calls the provider again."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -224,3 +225,23 @@ def test_an_expired_result_url_is_paid_again_and_counted(pipeline: Pipeline) -> 
     )
     assert status == 200
     assert [r["provider_calls"] for r in body["restores"]] == [2]  # shown in the attempts view
+
+
+def test_the_provider_calls_of_a_restoration_are_one_metric_when_it_settles(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Summed, ProviderCalls is what restorations cost in calls, the failed deliveries' too."""
+    pipeline.standin.enqueue(Behaviour.error(503), Behaviour.error(503))  # one failed delivery
+    start_restore(pipeline)
+    capsys.readouterr()
+
+    pipeline.drain()
+
+    emitted = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith('{"_aws"')
+    ]
+    calls = [m["ProviderCalls"] for m in emitted if "ProviderCalls" in m]
+    assert calls == [[3.0]]  # two 503s (the failed delivery's), then the answer
+    assert [m["RestoreSucceeded"] for m in emitted if "RestoreSucceeded" in m] == [[1.0]]
