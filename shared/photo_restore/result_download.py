@@ -33,7 +33,7 @@ _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "result_download_deadline", default=None
 )
 # getaddrinfo has no timeout of its own: it runs here, and the caller waits only until its deadline.
-_resolver_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="result-dns")
+_resolver_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="deadline-dns")
 
 
 class ResultDownloader:
@@ -174,8 +174,11 @@ class _DeadlineStream(httpcore.NetworkStream):
 
 
 class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+    def __init__(
+        self, inner: httpcore.NetworkBackend, resolve: Callable[[str], list[str]] | None = None
+    ) -> None:
         self._inner = inner
+        self._resolve = resolve or _getaddrinfo
 
     def connect_tcp(
         self,
@@ -185,10 +188,29 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        stream = self._inner.connect_tcp(
-            host, port, _remaining(timeout, httpcore.ConnectTimeout), local_address, socket_options
-        )
-        return _DeadlineStream(stream)
+        addresses = [host]
+        if _deadline.get() is not None and _parse_ip(host) is None:
+            # The inner backend's getaddrinfo has no timeout: resolve here, within the deadline
+            # (the TLS server name stays the host's: httpcore passes it to start_tls itself).
+            try:
+                addresses = _resolve_by_deadline(self._resolve, host)
+            except OSError as exc:
+                raise httpcore.ConnectError(f"could not resolve {host!r}: {exc}") from exc
+        failure: Exception = httpcore.ConnectError(f"{host!r} resolved to no address")
+        for address in addresses:
+            try:
+                stream = self._inner.connect_tcp(
+                    address,
+                    port,
+                    _remaining(timeout, httpcore.ConnectTimeout),
+                    local_address,
+                    socket_options,
+                )
+            except httpcore.ConnectError as exc:
+                failure = exc  # the next address may answer, as socket.create_connection does
+                continue
+            return _DeadlineStream(stream)
+        raise failure
 
     def connect_unix_socket(
         self,
@@ -206,12 +228,17 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-def deadline_transport(*, verify: ssl.SSLContext | bool = True) -> httpx.HTTPTransport:
+def deadline_transport(
+    *,
+    verify: ssl.SSLContext | bool = True,
+    resolve: Callable[[str], list[str]] | None = None,
+) -> httpx.HTTPTransport:
     """httpx's own transport, its network backend wrapped so the context's deadline bounds every
-    socket operation. httpx does not expose the backend: it is swapped on its pool (tested)."""
+    socket operation, name resolution included (`resolve`: getaddrinfo by default). httpx does
+    not expose the backend: it is swapped on its pool (tested)."""
     transport = httpx.HTTPTransport(verify=verify, limits=httpx.Limits(max_keepalive_connections=0))
     pool: Any = transport._pool
-    pool._network_backend = _DeadlineBackend(pool._network_backend)
+    pool._network_backend = _DeadlineBackend(pool._network_backend, resolve)
     return transport
 
 
@@ -288,15 +315,22 @@ def _is_public(address: IPAddress) -> bool:
     )
 
 
-def _resolve_with_getaddrinfo(host: str) -> list[str]:
-    def lookup() -> list[str]:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+def _getaddrinfo(host: str) -> list[str]:
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
+
+def _resolve_by_deadline(resolve: Callable[[str], list[str]], host: str) -> list[str]:
+    """`resolve(host)` in a thread of its own, waited for only until this context's deadline;
+    OSError when it fails or takes longer."""
     try:
-        return _resolver_threads.submit(lookup).result(timeout=_remaining(None))
+        return _resolver_threads.submit(resolve, host).result(timeout=_remaining(None))
     except (FutureTimeout, httpcore.TimeoutException) as exc:
-        raise OSError(f"resolving {host!r} took longer than the download's deadline") from exc
+        raise OSError(f"resolving {host!r} took longer than the deadline") from exc
+
+
+def _resolve_with_getaddrinfo(host: str) -> list[str]:
+    return _resolve_by_deadline(_getaddrinfo, host)
 
 
 def _fetch(

@@ -3,11 +3,14 @@ answer byte by byte (each read in time) no longer holds the worker until Lambda 
 
 from __future__ import annotations
 
+import threading
 import time
 
+import httpx
 import pytest
 
 from photo_restore.errors import ProviderUnavailable
+from photo_restore.result_download import deadline_transport
 from photo_restore.siliconflow import SiliconFlowClient
 from photo_restore_tools.local.siliconflow_standin import Behaviour, SiliconFlowStandIn
 from tests.helpers.provider import provider_request
@@ -73,3 +76,44 @@ def test_a_timely_answer_is_unaffected_by_the_deadline(standin: SiliconFlowStand
     with client_for(standin, max_retries=0) as client:
         response = client.edit_image(provider_request())
     assert response.image_url and response.calls == 1
+
+
+def test_a_name_that_never_resolves_ends_at_the_deadline_uncounted() -> None:
+    """getaddrinfo has no timeout: the deadline transport resolves within the call's deadline."""
+    released = threading.Event()
+
+    def hung_dns(host: str) -> list[str]:
+        released.wait(DRIP_WOULD_LAST)
+        return ["127.0.0.1"]
+
+    client = SiliconFlowClient(
+        base_url="http://provider.example:9/v1", api_key="sk-test", connect_timeout=1,
+        read_timeout=2, max_retries=0,
+        http_client=httpx.Client(transport=deadline_transport(resolve=hung_dns)),
+    )  # fmt: skip
+    started = time.monotonic()
+    try:
+        with pytest.raises(ProviderUnavailable, match="resolv") as raised:
+            client.edit_image(provider_request())
+    finally:
+        released.set()
+    assert raised.value.provider_calls == 0  # nothing was sent
+    assert time.monotonic() - started < DRIP_WOULD_LAST / 3
+
+
+def test_a_name_is_connected_to_at_the_address_it_resolves_to(
+    standin: SiliconFlowStandIn,
+) -> None:
+    resolved: list[str] = []
+
+    def dns(host: str) -> list[str]:
+        resolved.append(host)
+        return ["127.0.0.1"]
+
+    client = SiliconFlowClient(
+        base_url=f"http://provider.example:{standin.port}/v1", api_key="sk-test",
+        connect_timeout=1, read_timeout=5, max_retries=0,
+        http_client=httpx.Client(transport=deadline_transport(resolve=dns)),
+    )  # fmt: skip
+    assert client.edit_image(provider_request()).image_url
+    assert resolved == ["provider.example"]
