@@ -75,7 +75,7 @@ def test_a_result_download_answering_5xx_resumes_at_the_download(pipeline: Pipel
 
 
 def test_a_result_download_timing_out_resumes_at_the_download(pipeline: Pipeline) -> None:
-    pipeline.reload_worker(result_download_timeout_seconds=2)
+    pipeline.reload_worker(result_download_timeout_seconds=5)
     pipeline.standin.enqueue(Behaviour.slow_result(120))
     photo_id, attempt_id = start_restore(pipeline)
 
