@@ -62,6 +62,11 @@ bench: install sam-build
 bench-throughput: install
 	$(BIN)/python benchmarks/bench_throughput.py
 
+# Provider calls per ready restoration with a failure injected at each step after the call.
+.PHONY: bench-faults
+bench-faults: install
+	$(BIN)/python benchmarks/bench_faults.py
+
 # The managed databases' TLS CA bundles, into the DatabaseCaLayer (layers/database-ca/README.md).
 database-ca:
 	curl -fsSL -o layers/database-ca/supabase-prod-ca-2021.crt \

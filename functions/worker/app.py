@@ -63,6 +63,8 @@ def record_metrics(report: RunReport) -> None:
     if report.outcome is RunOutcome.FAILED:
         name = f"RestoreFailed_{report.error_code}"
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    if report.provider_calls:  # once per settled attempt: its calls to the provider in all
+        metrics.add_metric(name="ProviderCalls", unit=MetricUnit.Count, value=report.provider_calls)
     if report.inference_seconds is not None:
         value = report.inference_seconds
         metrics.add_metric(name="InferenceSeconds", unit=MetricUnit.Seconds, value=value)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -27,8 +27,72 @@ THUMBNAIL_KEY = "thumbnail_key"  # the restoration's gallery thumbnail (longest 
 IDEMPOTENCY_KEY = "idempotency_key"  # the client's Idempotency-Key of the request that made it
 ENQUEUED_AT = "enqueued_at"  # its message was sent (recorded for keyed requests, for replays)
 EVENT_PUBLISHED_AT = "event_published_at"  # its final event reached the bus
+PROVIDER_CALLS = "provider_calls"  # calls made to the image provider for it (each may be billed)
+PROVIDER_ANSWER = "provider_answer"  # the provider's answer, kept until its result is stored
 # The error code of a canceled attempt (the seed keeps failures in params.error).
 CANCELED_CODE = "canceled"
+
+
+@dataclass(frozen=True)
+class ProviderAnswer:
+    """What the provider answered, committed the moment it arrives: a later delivery whose
+    result URL is still valid resumes at the download instead of paying for another image."""
+
+    result_url: str
+    received_at: datetime
+    expires_at: datetime  # when the result URL stops working (the documented hour)
+    seed: int | None = None
+    inference_time_seconds: float | None = None
+    trace_id: str | None = None
+    # The request fields sent (the image named by how it travelled, never its bytes).
+    request: Mapping[str, Any] = field(default_factory=dict)
+
+    def usable_at(self, now: datetime, margin: timedelta) -> bool:
+        """Whether its URL is still valid `margin` from now (time for a whole download)."""
+        return now + margin < self.expires_at
+
+    def to_params(self) -> dict[str, Any]:
+        return {
+            "result_url": self.result_url,
+            "received_at": self.received_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "seed": self.seed,
+            "inference_time_seconds": self.inference_time_seconds,
+            "trace_id": self.trace_id,
+            "request": dict(self.request),
+        }
+
+    @classmethod
+    def from_params(cls, value: object) -> ProviderAnswer | None:
+        """The recorded answer; None when there is none or it is unreadable."""
+        if not isinstance(value, Mapping):
+            return None
+        url, received, expires = (
+            value.get("result_url"),
+            _time(value.get("received_at")),
+            _time(value.get("expires_at")),
+        )
+        if not isinstance(url, str) or not url or received is None or expires is None:
+            return None
+        seed, inference, trace_id, request = (
+            value.get("seed"),
+            value.get("inference_time_seconds"),
+            value.get("trace_id"),
+            value.get("request"),
+        )
+        return cls(
+            result_url=url,
+            received_at=received,
+            expires_at=expires,
+            seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            inference_time_seconds=(
+                float(inference)
+                if isinstance(inference, int | float) and not isinstance(inference, bool)
+                else None
+            ),
+            trace_id=trace_id if isinstance(trace_id, str) else None,
+            request=request if isinstance(request, Mapping) else {},
+        )
 
 
 class AttemptState(StrEnum):
@@ -190,6 +254,18 @@ class Attempt:
         """When a daily cap holding this pending attempt resets."""
         hold = self.waiting_for_capacity
         return _time(hold.get("until")) if hold else None
+
+    @property
+    def provider_calls(self) -> int:
+        value = self.params.get(PROVIDER_CALLS, 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    @property
+    def provider_answer(self) -> ProviderAnswer | None:
+        """The provider's answer a pending attempt is storing; None otherwise."""
+        if self.state is not AttemptState.PENDING:
+            return None
+        return ProviderAnswer.from_params(self.params.get(PROVIDER_ANSWER))
 
     @property
     def idempotency_key(self) -> str | None:

@@ -36,6 +36,8 @@ class RestoreError(Exception):
     # Whether an attempt that failed this way counts against its user's daily quota: only what
     # the user's own photo (or choice) caused does; provider and system failures do not.
     user_caused = False
+    # The provider calls made before this was raised (each may be billed): the client sets it.
+    provider_calls = 0
 
     def __init__(self, message: str, *, trace_id: str | None = None) -> None:
         super().__init__(message)
@@ -221,13 +223,21 @@ class OriginalMissing(RestoreError):
 
 
 class ProviderRejected(RestoreError):
-    """SiliconFlow answered 400: our request is wrong for this image; retrying cannot help."""
+    """SiliconFlow answered 400 naming this photo's image, or nothing we can tell is ours:
+    retrying cannot help. The same refusal for several photos is inferred systemic instead."""
 
     code = "provider_rejected"
     kind = FailureKind.PERMANENT
     retryable = False
     user_message = "The restoration service could not process this photo."
     user_caused = True
+
+    def __init__(
+        self, message: str, *, trace_id: str | None = None, refusal: str | None = None
+    ) -> None:
+        super().__init__(message, trace_id=trace_id)
+        # What the provider said (its code and words): the same one across photos is systemic.
+        self.refusal = refusal
 
 
 class ProviderAuthFailed(RestoreError):

@@ -47,6 +47,7 @@ from photo_restore.attempts import (
     PENDING_S3_KEY,
     PHASE,
     PHASE_STARTED_AT,
+    PROVIDER_CALLS,
     STARTED_AT,
     THUMBNAIL_KEY,
     WAITING_FOR_CAPACITY,
@@ -158,6 +159,12 @@ class Transaction(Protocol):
     ) -> bool: ...
     def note_transient_error(self, attempt_id: uuid.UUID, record: Mapping[str, Any]) -> bool: ...
     def wait_for_capacity(self, attempt_id: uuid.UUID, hold: Mapping[str, Any]) -> bool: ...
+    def record_provider_calls(
+        self, attempt_id: uuid.UUID, calls: int, extra: Mapping[str, Any] | None = None
+    ) -> bool: ...
+    def photos_refused_alike(
+        self, refusal: str, *, since: datetime, other_than: uuid.UUID
+    ) -> int: ...
     def set_phase(
         self, attempt_id: uuid.UUID, phase: Phase, extra: Mapping[str, Any] | None = None
     ) -> bool: ...
@@ -717,6 +724,34 @@ class SqlTransaction:
         return self._merge_params(
             attempt_id, {WAITING_FOR_CAPACITY: dict(hold)}, conditions=[_is_pending()]
         )
+
+    def record_provider_calls(
+        self, attempt_id: uuid.UUID, calls: int, extra: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Add `calls` to the attempt's provider calls (and merge `extra`, e.g. the answer) in
+        one statement, whatever its state: a call made is counted; False if no row."""
+        params = cast(restore_attempts.c.params, JSONB)
+        counted = func.coalesce(params[PROVIDER_CALLS].astext.cast(Integer), 0) + calls
+        merged = params.op("||")(literal(dict(extra or {}), JSONB))
+        merged = merged.op("||")(func.jsonb_build_object(PROVIDER_CALLS, counted))
+        statement = (
+            update(restore_attempts)
+            .where(restore_attempts.c.id == attempt_id)
+            .values(params=cast(merged, JSON))
+            .returning(restore_attempts.c.id)
+        )
+        return self._conn.execute(statement).one_or_none() is not None
+
+    def photos_refused_alike(self, refusal: str, *, since: datetime, other_than: uuid.UUID) -> int:
+        """How many other photos have an attempt created since `since` that the provider
+        refused with these words (`params.error.refusal`). Runs only on a refusal."""
+        refused = cast(restore_attempts.c.params, JSONB)[ERROR]["refusal"].astext
+        statement = select(func.count(func.distinct(restore_attempts.c.job_id))).where(
+            restore_attempts.c.created_at >= since,
+            restore_attempts.c.job_id != other_than,
+            refused == refusal,
+        )
+        return int(self._conn.execute(statement).scalar_one())
 
     def revert_photo_without_attempt(self, photo_id: uuid.UUID, idle_before: datetime) -> bool:
         """A `processing` photo with no attempt at all (another writer's doing): settle it too."""

@@ -406,6 +406,7 @@ class RestoreRequests:
             started_at=attempt.started_at,
             finished_at=attempt.finished_at,
             error=AttemptError(**public_error(error)) if error else None,
+            provider_calls=attempt.provider_calls,
             image_url=after.url if after else None,
             after=after,
             thumbnail_url=self._presign(thumbnail) if thumbnail else None,

@@ -13,13 +13,23 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from photo_restore.attempts import BEFORE_KEY, FINAL_STATES, THUMBNAIL_KEY, Attempt, Phase
+from photo_restore.attempts import (
+    BEFORE_KEY,
+    FINAL_STATES,
+    PROVIDER_ANSWER,
+    THUMBNAIL_KEY,
+    Attempt,
+    Phase,
+    ProviderAnswer,
+)
 from photo_restore.edit_request import EditRequest
 from photo_restore.errors import (
     AttemptNotVisible,
     DependencyUnavailable,
     FailureKind,
+    ProviderMisconfigured,
     ProviderRateLimited,
+    ProviderRejected,
     RestoreError,
     error_record,
 )
@@ -69,6 +79,9 @@ class RunReport:
     preprocess_ms: float | None = None
     s3_key: str | None = None
     reused_input: bool = False  # a deferred retry used the input an earlier delivery prepared
+    # The attempt's provider calls in all, reported once when it settles (succeeded or failed):
+    # summed, the ProviderCalls metric is what restorations cost in provider calls.
+    provider_calls: int = 0
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -186,35 +199,41 @@ class RestoreRun:
         self._announcer.announce(attempt.id)
 
     def _restore(self, message: RestoreMessage, attempt: Attempt, photo: Photo) -> RunReport:
+        """Input, provider call, download, store, commit. The provider's answer is committed
+        the moment it arrives: a delivery after a failure further on resumes at the download."""
         settings = self._settings
-        prepared = self._prepared_input(attempt, photo)
-        if (paced := self._pace(message, attempt, prepared)) is not None:
-            return paced
-        self._enter(attempt, Phase.GENERATING, {"preprocessed": dict(prepared.preprocessed)})
-
         edit = EditRequest.recorded(attempt.params, settings)
-        request = SiliconFlowRequest(edit=edit, image=self._reachable_input(prepared))
-        response = self._editor.edit_image(request)
+        answer = self._usable_answer(attempt)
+        if answer is not None:
+            prepared = self._recorded_input(attempt)
+            logger.info("resuming at the download of the answer of %s", answer.received_at)
+        else:
+            prepared = self._prepared_input(attempt, photo)
+            if (paced := self._pace(message, attempt, prepared)) is not None:
+                return paced
+            self._enter(attempt, Phase.GENERATING, {"preprocessed": dict(prepared.preprocessed)})
+            answer = self._call_provider(attempt, edit, prepared)
         try:
             self._enter(attempt, Phase.STORING)
-            # The result URL lives one hour: fetch it now, before anything else can fail.
+            # 1. The result, downloaded and decoded (its URL lives one hour).
             restored = decode_result(
-                self._fetch_result(response.image_url),
+                self._fetch_result(answer.result_url),
                 max_pixels=settings.result_max_pixels,
                 jpeg_quality=settings.jpeg_quality,
             )
+            # 2. Stored at the attempt's own keys.
             key, thumb = restored_key(attempt), thumbnail_key(attempt)
             self._storage.write_jpeg(key, restored.jpeg)
             self._storage.write_jpeg(thumb, restored.thumbnail)
         except RestoreError as error:
-            error.trace_id = error.trace_id or response.trace_id
+            error.trace_id = error.trace_id or answer.trace_id
             raise
         params = {
             **edit.attempt_params(),
-            "inference_time_seconds": response.inference_time,
-            "seed": response.seed,
+            "inference_time_seconds": answer.inference_time_seconds,
+            "seed": answer.seed,
             "preprocessed": dict(prepared.preprocessed),
-            "provider_trace_id": response.trace_id,
+            "provider_trace_id": answer.trace_id,
             # What came back, never assumed: Qwen-Image-Edit's output size is undocumented.
             "result_dimensions": [restored.width, restored.height],
             "result_bytes": len(restored.jpeg),
@@ -227,10 +246,10 @@ class RestoreRun:
             completed = tx.complete_attempt(
                 photo_id=photo.id, attempt_id=attempt.id, s3_key=key, params=params
             )
-            current = None if completed else tx.attempt(attempt.id)
+            current = tx.attempt(attempt.id)
         measured = {
-            "trace_id": response.trace_id,
-            "inference_seconds": response.inference_time,
+            "trace_id": answer.trace_id,
+            "inference_seconds": answer.inference_time_seconds,
             "preprocess_ms": prepared.preprocess_ms,
             "reused_input": prepared.preprocess_ms is None,
         }
@@ -245,7 +264,63 @@ class RestoreRun:
             return self._report(RunOutcome.SKIPPED, attempt, details=details, **measured)
         # After the commit: if the bus refuses, this raises and the redelivery publishes it.
         self._announcer.announce(attempt.id)
-        return self._report(RunOutcome.SUCCEEDED, attempt, s3_key=key, **measured)
+        calls = current.provider_calls if current else 0
+        return self._report(
+            RunOutcome.SUCCEEDED, attempt, s3_key=key, provider_calls=calls, **measured
+        )
+
+    def _usable_answer(self, attempt: Attempt) -> ProviderAnswer | None:
+        """An earlier delivery's answer whose result URL outlives a whole download from now."""
+        answer = attempt.provider_answer
+        margin = timedelta(seconds=self._settings.result_url_margin_seconds)
+        if answer is None or not answer.usable_at(self._clock(), margin):
+            return None
+        return answer
+
+    def _call_provider(
+        self, attempt: Attempt, edit: EditRequest, prepared: PreparedInput
+    ) -> ProviderAnswer:
+        """One provider exchange (its retries included); its answer and the calls it made are
+        committed before anything else can fail."""
+        request = SiliconFlowRequest(edit=edit, image=self._reachable_input(prepared))
+        try:
+            response = self._editor.edit_image(request)
+        except RestoreError as error:
+            self._count_calls(attempt.id, error.provider_calls)
+            raise
+        received = self._clock()
+        answer = ProviderAnswer(
+            result_url=response.image_url,
+            received_at=received,
+            expires_at=received + timedelta(seconds=self._settings.siliconflow_result_url_seconds),
+            seed=response.seed,
+            inference_time_seconds=response.inference_time,
+            trace_id=response.trace_id,
+            request=request.recorded_fields(),
+        )
+        # If this commit fails, the next delivery has no answer to resume from: it calls again.
+        with self._repository.transaction() as tx:
+            tx.record_provider_calls(
+                attempt.id, response.calls, {PROVIDER_ANSWER: answer.to_params()}
+            )
+        return answer
+
+    def _count_calls(self, attempt_id: uuid.UUID, calls: int) -> None:
+        """Best effort: the calls of an exchange that raised (a timeout may have been billed)."""
+        if not calls:
+            return
+        try:
+            with self._repository.transaction() as tx:
+                tx.record_provider_calls(attempt_id, calls)
+        except DependencyUnavailable:
+            logger.warning("could not count %d provider call(s)", calls, exc_info=True)
+
+    def _recorded_input(self, attempt: Attempt) -> PreparedInput:
+        """The input of the call whose answer is resumed: stored before that call was made."""
+        recorded = attempt.params.get("preprocessed")
+        return PreparedInput(
+            before_key(attempt), None, recorded if isinstance(recorded, Mapping) else {}, None
+        )
 
     def _pace(
         self, message: RestoreMessage, attempt: Attempt, prepared: PreparedInput
@@ -318,11 +393,17 @@ class RestoreRun:
         )
 
     def _fail(self, attempt: Attempt, error: RestoreError) -> RunReport:
+        refusal = error.refusal if isinstance(error, ProviderRejected) else None
+        if refusal is not None:
+            error = self._systemic_or_not(attempt, error, refusal)
         record = error_record(error.code, error.message, kind=error.kind.value)
         if error.trace_id:
             record["provider_trace_id"] = error.trace_id
+        if refusal is not None:
+            record["refusal"] = refusal
         with self._repository.transaction() as tx:
             failed = tx.fail_attempt(photo_id=attempt.photo_id, attempt_id=attempt.id, error=record)
+            settled = tx.attempt(attempt.id) if failed else None
         if failed:
             # This or an earlier delivery may have stored images: the attempt is failed now,
             # so nothing can commit those keys any more.
@@ -331,7 +412,27 @@ class RestoreRun:
         outcome = RunOutcome.FAILED if failed else RunOutcome.SKIPPED
         if failed:
             self._announcer.announce(attempt.id)
-        return self._report(outcome, attempt, error_code=error.code, trace_id=error.trace_id)
+        calls = settled.provider_calls if settled else 0
+        return self._report(
+            outcome, attempt, error_code=error.code, trace_id=error.trace_id, provider_calls=calls
+        )
+
+    def _systemic_or_not(self, attempt: Attempt, error: RestoreError, refusal: str) -> RestoreError:
+        """A refusal of this photo, or, when the same words refused several other photos
+        within the window, a systemic one: no photo's fault, and alarmed as a misconfiguration."""
+        settings = self._settings
+        window = timedelta(seconds=settings.systemic_refusal_window_seconds)
+        with self._repository.transaction() as tx:
+            others = tx.photos_refused_alike(
+                refusal, since=self._clock() - window, other_than=attempt.photo_id
+            )
+        if others + 1 < settings.systemic_refusal_photos:
+            return error
+        logger.error("the same refusal hit %d photos within %s: systemic", others + 1, window)
+        return ProviderMisconfigured(
+            f"{error.message} (the same refusal hit {others + 1} photos within {window}: systemic)",
+            trace_id=error.trace_id,
+        )
 
     def _defer(self, message: RestoreMessage, attempt: Attempt, error: RestoreError) -> RunReport:
         """Re-send the message with a delay: changing its visibility would use up a receive."""

@@ -27,12 +27,13 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# The wall-clock deadline (time.monotonic) of the download running in this context.
+# The wall-clock deadline (time.monotonic) of the exchange running in this context: a result
+# download, or a provider call (siliconflow.py uses the same transport).
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "result_download_deadline", default=None
 )
 # getaddrinfo has no timeout of its own: it runs here, and the caller waits only until its deadline.
-_resolver_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="result-dns")
+_resolver_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="deadline-dns")
 
 
 class ResultDownloader:
@@ -95,7 +96,7 @@ def download_result_image(
     """
     deadline = time.monotonic() + timeout_seconds
     resolver = resolve or _resolve_with_getaddrinfo
-    with _until(deadline):
+    with wall_time_deadline(deadline):
         current = _parse_url(url)
         for hop in range(MAX_REDIRECTS + 1):
             target = _checked_target(
@@ -117,7 +118,9 @@ def download_result_image(
 
 
 @contextmanager
-def _until(deadline: float) -> Iterator[None]:
+def wall_time_deadline(deadline: float) -> Iterator[None]:
+    """Every socket operation of a deadline_transport in this block ends by `deadline`
+    (time.monotonic), whatever per-read timeouts say."""
     token = _deadline.set(deadline)
     try:
         yield
@@ -125,14 +128,17 @@ def _until(deadline: float) -> Iterator[None]:
         _deadline.reset(token)
 
 
-def _remaining(timeout: float | None) -> float | None:
-    """`timeout` shortened to what is left before this context's deadline."""
+def _remaining(
+    timeout: float | None, expired: type[httpcore.TimeoutException] = httpcore.ReadTimeout
+) -> float | None:
+    """`timeout` shortened to what is left before this context's deadline; past it, `expired`
+    (the phase's own timeout, so a caller can tell a request never sent from one sent)."""
     deadline = _deadline.get()
     if deadline is None:
         return timeout
     left = deadline - time.monotonic()
     if left <= 0:
-        raise httpcore.ReadTimeout("the result download's deadline has passed")
+        raise expired("the wall-time deadline has passed")
     return left if timeout is None else min(timeout, left)
 
 
@@ -147,7 +153,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._inner.read(max_bytes, _remaining(timeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _remaining(timeout))
+        self._inner.write(buffer, _remaining(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:
         self._inner.close()
@@ -158,7 +164,9 @@ class _DeadlineStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
-        upgraded = self._inner.start_tls(ssl_context, server_hostname, _remaining(timeout))
+        upgraded = self._inner.start_tls(
+            ssl_context, server_hostname, _remaining(timeout, httpcore.ConnectTimeout)
+        )
         return _DeadlineStream(upgraded)
 
     def get_extra_info(self, info: str) -> Any:
@@ -166,8 +174,11 @@ class _DeadlineStream(httpcore.NetworkStream):
 
 
 class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+    def __init__(
+        self, inner: httpcore.NetworkBackend, resolve: Callable[[str], list[str]] | None = None
+    ) -> None:
         self._inner = inner
+        self._resolve = resolve or _getaddrinfo
 
     def connect_tcp(
         self,
@@ -177,10 +188,29 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        stream = self._inner.connect_tcp(
-            host, port, _remaining(timeout), local_address, socket_options
-        )
-        return _DeadlineStream(stream)
+        addresses = [host]
+        if _deadline.get() is not None and _parse_ip(host) is None:
+            # The inner backend's getaddrinfo has no timeout: resolve here, within the deadline
+            # (the TLS server name stays the host's: httpcore passes it to start_tls itself).
+            try:
+                addresses = _resolve_by_deadline(self._resolve, host)
+            except OSError as exc:
+                raise httpcore.ConnectError(f"could not resolve {host!r}: {exc}") from exc
+        failure: Exception = httpcore.ConnectError(f"{host!r} resolved to no address")
+        for address in addresses:
+            try:
+                stream = self._inner.connect_tcp(
+                    address,
+                    port,
+                    _remaining(timeout, httpcore.ConnectTimeout),
+                    local_address,
+                    socket_options,
+                )
+            except httpcore.ConnectError as exc:
+                failure = exc  # the next address may answer, as socket.create_connection does
+                continue
+            return _DeadlineStream(stream)
+        raise failure
 
     def connect_unix_socket(
         self,
@@ -189,19 +219,26 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         return _DeadlineStream(
-            self._inner.connect_unix_socket(path, _remaining(timeout), socket_options)
+            self._inner.connect_unix_socket(
+                path, _remaining(timeout, httpcore.ConnectTimeout), socket_options
+            )
         )
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
 
 
-def deadline_transport(*, verify: ssl.SSLContext | bool = True) -> httpx.HTTPTransport:
+def deadline_transport(
+    *,
+    verify: ssl.SSLContext | bool = True,
+    resolve: Callable[[str], list[str]] | None = None,
+) -> httpx.HTTPTransport:
     """httpx's own transport, its network backend wrapped so the context's deadline bounds every
-    socket operation. httpx does not expose the backend: it is swapped on its pool (tested)."""
+    socket operation, name resolution included (`resolve`: getaddrinfo by default). httpx does
+    not expose the backend: it is swapped on its pool (tested)."""
     transport = httpx.HTTPTransport(verify=verify, limits=httpx.Limits(max_keepalive_connections=0))
     pool: Any = transport._pool
-    pool._network_backend = _DeadlineBackend(pool._network_backend)
+    pool._network_backend = _DeadlineBackend(pool._network_backend, resolve)
     return transport
 
 
@@ -278,15 +315,22 @@ def _is_public(address: IPAddress) -> bool:
     )
 
 
-def _resolve_with_getaddrinfo(host: str) -> list[str]:
-    def lookup() -> list[str]:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+def _getaddrinfo(host: str) -> list[str]:
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
+
+def _resolve_by_deadline(resolve: Callable[[str], list[str]], host: str) -> list[str]:
+    """`resolve(host)` in a thread of its own, waited for only until this context's deadline;
+    OSError when it fails or takes longer."""
     try:
-        return _resolver_threads.submit(lookup).result(timeout=_remaining(None))
+        return _resolver_threads.submit(resolve, host).result(timeout=_remaining(None))
     except (FutureTimeout, httpcore.TimeoutException) as exc:
-        raise OSError(f"resolving {host!r} took longer than the download's deadline") from exc
+        raise OSError(f"resolving {host!r} took longer than the deadline") from exc
+
+
+def _resolve_with_getaddrinfo(host: str) -> list[str]:
+    return _resolve_by_deadline(_getaddrinfo, host)
 
 
 def _fetch(

@@ -14,6 +14,16 @@ from photo_restore.provider_models import contract_for
 # SQS caps a message's DelaySeconds at 15 minutes (and its visibility timeout at 12 hours).
 SQS_MAX_DELAY_SECONDS = 900
 SQS_MAX_VISIBILITY_SECONDS = 43_200
+# The provider client's backoff between tries: full jitter below base x 2^attempt, capped so
+# a large SILICONFLOW_MAX_RETRIES cannot sleep past the worker's own timeout.
+BACKOFF_BASE_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 30.0
+
+
+def backoff_ceiling_seconds(attempt: int, base: float = BACKOFF_BASE_SECONDS) -> float:
+    """The longest sleep after try `attempt` (0-based) failed."""
+    return min(MAX_BACKOFF_SECONDS, base * float(2**attempt))
+
 
 DEFAULT_PROMPT = (
     "Restore this old damaged photo: remove scratches, dust, stains and tears, repair faded "
@@ -49,7 +59,8 @@ class Settings(BaseSettings):
     daily_restores_per_anonymous_session: int = Field(default=0, ge=0)
 
     # --- Timing of the pipeline: must agree with template.yaml -------------------------------
-    # The worker's worst case: (1 + retries) x read timeout + backoff + result download < 300 s.
+    # The worker's worst case: (1 + retries) x (connect + read), each try bounded by that wall
+    # time, + backoffs + result download + pacing wait < 300 s (checked below).
     worker_timeout_seconds: int = 300
     # The queue's: >= 6x the worker timeout, as AWS advises. Only a delivery that crashed or
     # timed out waits this long; a transient failure comes back after its backoff below.
@@ -107,6 +118,15 @@ class Settings(BaseSettings):
     siliconflow_read_timeout_seconds: float = 90.0
     # In-invocation retries of 5xx/timeouts; SQS redelivery (max_receive_count) retries beyond.
     siliconflow_max_retries: int = Field(default=1, ge=0)
+    # "The URL for the generated image is valid for one hour" (docs/siliconflow.md).
+    siliconflow_result_url_seconds: int = Field(default=3600, ge=1)
+    # A later delivery resumes at the download of a recorded answer only while its URL stays
+    # valid this much longer (at least one whole download); else it calls the provider again.
+    result_url_margin_seconds: int = Field(default=300, ge=0)
+    # One refusal (the same code and words) for this many different photos within the window
+    # is systemic, not the photos' fault: it fails as provider_misconfigured (alarmed).
+    systemic_refusal_photos: int = Field(default=3, ge=2)
+    systemic_refusal_window_seconds: int = Field(default=900, ge=1)
     siliconflow_allow_private_urls: bool = False
     result_max_bytes: int = 40 * 1024 * 1024
     # Wall time for the whole result download: DNS, connect, TLS, headers and body.
@@ -169,21 +189,48 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @property
+    def siliconflow_call_deadline_seconds(self) -> float:
+        """The wall time one provider call may take, connect to last body byte: the client
+        enforces exactly this (SiliconFlowClient.from_settings), so the check below holds."""
+        return self.siliconflow_connect_timeout_seconds + self.siliconflow_read_timeout_seconds
+
+    @property
+    def siliconflow_exchange_seconds(self) -> float:
+        """The longest a whole provider exchange can take: every try at its deadline and the
+        longest backoff between tries."""
+        tries = self.siliconflow_max_retries + 1
+        return tries * self.siliconflow_call_deadline_seconds + sum(
+            backoff_ceiling_seconds(attempt) for attempt in range(tries - 1)
+        )
+
     @model_validator(mode="after")
     def _provider_calls_fit_in_the_worker_timeout(self) -> Settings:
         """A client that outlives its Lambda leaves SQS to guess: refuse such settings early."""
         tries = self.siliconflow_max_retries + 1
         budget = (
-            tries
-            * (self.siliconflow_connect_timeout_seconds + self.siliconflow_read_timeout_seconds)
+            self.siliconflow_exchange_seconds
             + self.result_download_timeout_seconds
             + self.pacing_max_wait_seconds
         )
         if budget >= self.worker_timeout_seconds:
             raise ValueError(
                 f"SiliconFlow calls may take {budget:.0f} s ({tries} tries x (connect + read) + "
-                "result download + pacing wait), not below "
+                "backoff + result download + pacing wait), not below "
                 f"WORKER_TIMEOUT_SECONDS={self.worker_timeout_seconds}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _a_recorded_answer_outlives_its_download(self) -> Settings:
+        if not (
+            self.result_download_timeout_seconds
+            <= self.result_url_margin_seconds
+            < self.siliconflow_result_url_seconds
+        ):
+            raise ValueError(
+                "RESULT_URL_MARGIN_SECONDS must be at least RESULT_DOWNLOAD_TIMEOUT_SECONDS and "
+                "below SILICONFLOW_RESULT_URL_SECONDS"
             )
         return self
 

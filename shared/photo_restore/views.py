@@ -62,6 +62,9 @@ class AttemptView(BaseModel):
     started_at: datetime | None = Field(description="Its first delivery started")
     finished_at: datetime | None = Field(description="It succeeded, failed or was canceled")
     error: AttemptError | None
+    provider_calls: int = Field(
+        description="Calls made to the image provider for it (each may be billed)"
+    )
     # Not null only for succeeded attempts; short-lived (see urls_expire_at).
     image_url: str | None = Field(description="The restoration (same as after.url)")
     after: ImageView | None

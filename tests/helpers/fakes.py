@@ -28,6 +28,7 @@ from photo_restore.attempts import (
     PENDING_S3_KEY,
     PHASE,
     PHASE_STARTED_AT,
+    PROVIDER_CALLS,
     STARTED_AT,
     THUMBNAIL_KEY,
     WAITING_FOR_CAPACITY,
@@ -355,6 +356,29 @@ class FakeTransaction:
             return False
         self._set_attempt(attempt, params={**attempt.params, LAST_TRANSIENT_ERROR: dict(record)})
         return True
+
+    def record_provider_calls(
+        self, attempt_id: uuid.UUID, calls: int, extra: Mapping[str, Any] | None = None
+    ) -> bool:
+        attempt = self._t.attempts.get(attempt_id)
+        if attempt is None:
+            return False
+        counted = attempt.provider_calls + calls
+        self._set_attempt(
+            attempt, params={**attempt.params, **(extra or {}), PROVIDER_CALLS: counted}
+        )
+        return True
+
+    def photos_refused_alike(self, refusal: str, *, since: datetime, other_than: uuid.UUID) -> int:
+        refused = {
+            a.photo_id
+            for a in self._t.attempts.values()
+            if a.created_at >= since
+            and a.photo_id != other_than
+            and isinstance(error := a.params.get(ERROR), Mapping)
+            and error.get("refusal") == refusal
+        }
+        return len(refused)
 
     def wait_for_capacity(self, attempt_id: uuid.UUID, hold: Mapping[str, Any]) -> bool:
         attempt = self._t.attempts.get(attempt_id)

@@ -290,6 +290,15 @@ def test_an_unreachable_database_is_a_503_for_every_use_case(settings: Settings,
 def test_a_stored_image_is_deleted_when_the_retry_fails_permanently(pipeline: Pipeline) -> None:
     photo, attempt_id, _ = crash_after_storing(pipeline)
     assert len(pipeline.restored_keys(photo.id)) == 3
+    # Without its recorded answer (as if its URL had expired) the retry calls the provider again
+    # (else it would
+    # resume at the download: tests/integration/test_pay_once.py).
+    with pipeline.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE restore_attempts SET params = (params::jsonb - 'provider_answer')::json "
+                 "WHERE id = :id"),
+            {"id": attempt_id},
+        )  # fmt: skip
 
     pipeline.standin.enqueue(Behaviour.error(400, "refused on the retry"))
     pipeline.drain()

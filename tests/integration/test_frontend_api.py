@@ -265,7 +265,7 @@ def test_each_ending_is_published_to_the_bus_after_its_commit(
     assert succeeded["detail"] == RestoreEvent.ended(attempt, done.owner_id).detail
     assert succeeded["detail"]["result_keys"]["restored"] == attempt.s3_key
     assert failed["detail-type"] == "RestoreFailed"
-    assert failed["detail"]["error_code"] == "provider_content_refused"
+    assert failed["detail"]["error_code"] == "provider_rejected"
     assert len(events) == 2
 
 
@@ -368,7 +368,7 @@ def test_a_failed_attempt_shows_a_message_for_the_user_and_keeps_the_detail(
     assert status == 200
     error = body["restores"][0]["error"]
     assert set(error) == {"code", "retryable", "message"}
-    assert error["code"] == "provider_content_refused" and error["retryable"] is False
+    assert error["code"] == "provider_rejected" and error["retryable"] is False
     recorded = pipeline.attempt(attempt_id).params["error"]
     assert recorded["provider_trace_id"] not in str(body)
     assert recorded["message"] not in str(body)

@@ -60,6 +60,9 @@ def test_a_restore_request_ends_with_a_stored_restoration_and_a_ready_photo(
         "result_dimensions",
         "result_bytes",
         "deliveries",
+        # What the provider answered, kept the moment it arrived, and the calls it cost.
+        "provider_answer",
+        "provider_calls",
     }
     assert params["provider"] == "siliconflow"
     assert params["prompt"] == pipeline.settings.restore_prompt
@@ -188,7 +191,8 @@ def test_a_message_for_an_older_attempt_cannot_settle_the_newer_one(pipeline: Pi
             Behaviour.invalid_parameter("cfg must be a number in [0.1, 20]"),
             "provider_misconfigured",
         ),
-        (Behaviour.content_refused(), "provider_content_refused"),
+        # Its words name the image: this photo's refusal (no keyword decides the class).
+        (Behaviour.content_refused(), "provider_rejected"),
         (Behaviour.error(401, "invalid api key"), "provider_auth_failed"),
         (Behaviour.error(403, "account not verified"), "provider_auth_failed"),
         (Behaviour.error(404), "provider_misconfigured"),

@@ -104,25 +104,43 @@ def _answer(status: int, body: object, headers: dict[str, str] | None = None) ->
         # The error-handling FAQ's own example.
         (400, {"code": 20012, "message": "Model does not exist. Please check it carefully.",
                "data": None}, "provider_misconfigured"),
-        # A parameter error that every request would get: ours to fix, not the photo's.
+        # The documented code decides, whatever the words.
+        (400, {"code": 20012, "message": "模型不存在", "data": None}, "provider_misconfigured"),
+        # 20015 is a catch-all: its free text names the field at fault, or nothing.
         (400, {"code": 20015, "message": "cfg must be between 0.1 and 20", "data": None},
          "provider_misconfigured"),
         (400, {"code": 20015, "message": "prompt is too long", "data": None},
          "provider_misconfigured"),
+        (400, {"code": 20015, "message": "'num_inference_steps' must be <= 100", "data": None},
+         "provider_misconfigured"),
         (400, {"code": 20015, "message": "image size must be at least 64 pixels", "data": None},
          "provider_rejected"),
+        # Names the image (the photo) and says "model" in passing: this photo's refusal.
+        (400, {"code": 20015, "message": "Image resolution is too large for this model",
+               "data": None}, "provider_rejected"),
+        # "negative_prompt" (not sent here) is not "prompt"; "seeds" is not "seed".
+        (400, {"code": 20015, "message": "negative_prompt too long; seeds must vary",
+               "data": None}, "provider_rejected"),
+        # Content words decide nothing: an unrecognised refusal is this photo's.
         (400, {"code": 20015, "message": "The image contains sensitive content", "data": None},
-         "provider_content_refused"),
+         "provider_rejected"),
+        (400, {"code": 20015, "message": "The parameter is invalid", "data": None},
+         "provider_rejected"),
+        (400, "Bad Request", "provider_rejected"),
         (404, "404 page not found", "provider_misconfigured"),
         (401, "Invalid token", "provider_auth_failed"),
         (403, {"code": 30001, "message": "Account balance is insufficient", "data": None},
          "provider_auth_failed"),
         (503, {"code": 50505, "message": "Model service overloaded. Please try again later.",
                "data": None}, "provider_unavailable"),
+        # A capacity signal: deferred as a 429 is, never retried in the invocation.
+        (503, {"code": 50603, "message": "System is really busy", "data": None},
+         "provider_rate_limited"),
         (504, "upstream request timeout", "provider_unavailable"),
     ],
-    ids=["model-unknown", "cfg-range", "prompt", "per-image", "content", "404-text", "401-text",
-         "403", "503-50505", "504-text"],
+    ids=["model-unknown", "model-unknown-zh", "cfg-range", "prompt", "steps-quoted",
+         "per-image", "image-for-this-model", "not-our-fields", "content-words", "catch-all",
+         "400-text", "404-text", "401-text", "403", "503-50505", "503-50603", "504-text"],
 )  # fmt: skip
 def test_each_error_shape_the_service_sends_is_classified(
     status: int, body: object, code: str
@@ -168,3 +186,28 @@ def test_api_key_not_in_repr() -> None:
 
 def test_request_repr_shortens_data_uri() -> None:
     assert len(repr(_request())) < 300
+
+
+def test_a_refusal_of_the_photo_keeps_its_words_to_match_across_photos() -> None:
+    error = _answer(400, {"code": 20015, "message": " The parameter is invalid ", "data": None})
+    assert isinstance(error, ProviderRejected)
+    assert error.refusal == "20015: The parameter is invalid"
+
+
+def test_system_busy_is_deferred_without_a_retry_in_the_invocation() -> None:
+    calls: list[httpx.Request] = []
+
+    def busy(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        body = {"code": 50603, "message": "System is really busy", "data": None}
+        return httpx.Response(503, json=body, headers={"retry-after": "20"})
+
+    client = SiliconFlowClient(
+        base_url="https://api.example/v1", api_key=API_KEY, connect_timeout=1, read_timeout=1,
+        max_retries=2, http_client=httpx.Client(transport=httpx.MockTransport(busy)),
+        sleep=lambda seconds: None,
+    )  # fmt: skip
+    with pytest.raises(ProviderRateLimited) as raised:
+        client.edit_image(_request())
+    assert raised.value.retry_after_seconds == 20 and not raised.value.daily
+    assert len(calls) == 1 and raised.value.provider_calls == 1

@@ -56,6 +56,9 @@ BehaviourKind = Literal[
     "result_url",
     "not_an_image_result",
     "held",
+    "result_error",
+    "slow_result",
+    "drip",
 ]
 
 
@@ -108,6 +111,11 @@ class Behaviour:
         return cls.error(503, "Model service overloaded. Please try again later.", 50505)
 
     @classmethod
+    def system_busy(cls) -> Behaviour:
+        """The 503 seen in a real log (docs/siliconflow.md): a capacity signal."""
+        return cls.error(503, "System is really busy", 50603)
+
+    @classmethod
     def delay(cls, seconds: float) -> Behaviour:
         """Wait, then succeed."""
         return cls(kind="delay", seconds=seconds)
@@ -141,6 +149,24 @@ class Behaviour:
     def not_an_image_result(cls) -> Behaviour:
         """Succeed, but serve bytes that are not an image at the result URL."""
         return cls(kind="not_an_image_result")
+
+    @classmethod
+    def result_error(cls, status: int = 503) -> Behaviour:
+        """Succeed, but answer the first download of the result with `status` (later ones
+        get the image): a CDN's passing failure."""
+        return cls(kind="result_error", status=status)
+
+    @classmethod
+    def slow_result(cls, seconds: float) -> Behaviour:
+        """Succeed, but hold the first download of the result silent for `seconds` (later
+        ones get the image at once)."""
+        return cls(kind="slow_result", seconds=seconds)
+
+    @classmethod
+    def drip(cls, seconds_per_byte: float) -> Behaviour:
+        """Succeed, but send the whole answer (status line, headers, body) one byte every
+        `seconds_per_byte`: each read gets a byte in time, the answer takes minutes."""
+        return cls(kind="drip", seconds=seconds_per_byte)
 
 
 _DEFAULT_MESSAGES = {
@@ -201,6 +227,7 @@ class _StoredResult:
     body: bytes
     content_type: str
     expires: float  # in the stand-in's clock
+    first_download: Behaviour | None = None  # what the first GET of it gets instead
 
 
 @dataclass
@@ -212,6 +239,7 @@ class _State:
     refused_for_rate: int = 0  # 429s of the images-per-minute limit
     held: int = 0  # requests a `held` behaviour has held
     abandoned: int = 0  # ... whose client gave up while held
+    result_downloads: int = 0  # GETs of stored results that started
 
 
 class _Server(ThreadingHTTPServer):
@@ -332,6 +360,12 @@ class SiliconFlowStandIn:
             return self._state.refused_for_rate
 
     @property
+    def result_downloads(self) -> int:
+        """How many downloads of stored results have started."""
+        with self._lock:
+            return self._state.result_downloads
+
+    @property
     def pending_behaviours(self) -> int:
         with self._lock:
             return len(self._state.behaviours)
@@ -388,12 +422,19 @@ class SiliconFlowStandIn:
         with self._lock:
             return self._state.behaviours.popleft() if self._state.behaviours else None
 
-    def _store(self, body: bytes, content_type: str = "image/jpeg") -> str:
+    def _store(
+        self,
+        body: bytes,
+        content_type: str = "image/jpeg",
+        first_download: Behaviour | None = None,
+    ) -> str:
         """A stored result's path and query: `/results/<id>.jpg?expires=...&signature=...`."""
         result_id = uuid.uuid4().hex
         expires = self._clock() + self.result_ttl_seconds
         with self._lock:
-            self._state.results[result_id] = _StoredResult(body, content_type, expires)
+            self._state.results[result_id] = _StoredResult(
+                body, content_type, expires, first_download
+            )
         signature = self._sign(result_id, expires)
         return f"{RESULTS_PREFIX}{result_id}.jpg?expires={expires:.3f}&signature={signature}"
 
@@ -401,6 +442,7 @@ class SiliconFlowStandIn:
         """The result, or why it is not served: "missing", "forbidden" or "expired"."""
         with self._lock:
             stored = self._state.results.get(result_id)
+            self._state.result_downloads += stored is not None
         if stored is None:
             return "missing"
         if not hmac.compare_digest(signature, self._sign(result_id, stored.expires)):
@@ -420,6 +462,10 @@ class SiliconFlowStandIn:
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
             self._wake.wait(seconds)
+
+    def _stop_event(self) -> threading.Event:
+        """Set by the next stop() or reset(): a long answer being sent gives up then."""
+        return self._wake
 
     def _hold(self, connection: socket.socket, max_seconds: float) -> bool:
         """Hold a request until released (True), or until its client leaves, the stand-in
@@ -595,6 +641,12 @@ class _Handler(BaseHTTPRequestHandler):
                 query.get("signature", [""])[0],
             )
             if isinstance(found, _StoredResult):
+                first, found.first_download = found.first_download, None
+                if first is not None and first.kind == "result_error":
+                    self._send(first.status, b"result unavailable", "text/plain; charset=utf-8")
+                    return
+                if first is not None and first.kind == "slow_result":
+                    self.standin._sleep(first.seconds)
                 self._send(200, found.body, found.content_type)
                 return
             if found in ("forbidden", "expired"):
@@ -685,16 +737,36 @@ class _Handler(BaseHTTPRequestHandler):
             images = []
         else:
             stored = b"this is not an image" if kind == "not_an_image_result" else restored
-            images = [{"url": f"{self._root_url()}{self.standin._store(stored)}"}]
+            first = behaviour if kind in ("result_error", "slow_result") else None
+            path = self.standin._store(stored, first_download=first)
+            images = [{"url": f"{self._root_url()}{path}"}]
         seed = request.get("seed")
-        self._send_json(
-            200,
-            {
-                "images": images,
-                "timings": {"inference": round(elapsed, 3)},
-                "seed": seed if seed is not None else random.randint(0, MAX_SEED),
-            },
-        )
+        answer = {
+            "images": images,
+            "timings": {"inference": round(elapsed, 3)},
+            "seed": seed if seed is not None else random.randint(0, MAX_SEED),
+        }
+        if kind == "drip" and behaviour is not None:
+            self._drip(json.dumps(answer).encode(), behaviour.seconds)
+            return
+        self._send_json(200, answer)
+
+    def _drip(self, body: bytes, seconds_per_byte: float) -> None:
+        """The whole answer one byte at a time, until sent or the client hangs up."""
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{TRACE_ID_HEADER}: ti_{uuid.uuid4().hex}\r\n\r\n"
+        ).encode()
+        self.close_connection = True
+        answer, stopped = head + body, self.standin._stop_event()
+        try:
+            for index in range(len(answer)):
+                self.wfile.write(answer[index : index + 1])
+                self.wfile.flush()
+                if stopped.wait(seconds_per_byte):
+                    return
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the client gave up (its deadline)
 
     def _root_url(self) -> str:
         if self.standin.public_base_url:
