@@ -151,6 +151,9 @@ def pipeline_settings(settings: Settings, standin: SiliconFlowStandIn) -> Settin
             "transient_retry_delays_seconds": [0],
             # API, worker and DLQ handlers share one process here, unlike on Lambda.
             "database_pool_size": 4,
+            # Tests share one database and some refusal texts: one test's refusals must not make
+            # another's look systemic (tests/integration/test_refusals.py sets the real rule).
+            "systemic_refusal_photos": 1_000_000,
         }
     )
 

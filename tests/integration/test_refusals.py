@@ -30,11 +30,12 @@ def refused(
 
 
 def test_one_refusal_hitting_several_photos_is_systemic(pipeline: Pipeline) -> None:
+    pipeline.reload_worker(systemic_refusal_photos=3)
     # Free text naming nothing we sent: on its own, this photo's refusal.
     words = f"The parameter is invalid ({uuid.uuid4().hex[:8]})"  # unique to this test run
     codes = [refused(pipeline, Behaviour.invalid_parameter(words))[1] for _ in range(4)]
 
-    # The third photo refused alike within the window (3 photos, the default) is systemic.
+    # The third photo refused alike within the window (3 photos, as by default) is systemic.
     assert codes == ["provider_rejected", "provider_rejected"] + ["provider_misconfigured"] * 2
 
 
