@@ -13,7 +13,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from photo_restore.attempts import BEFORE_KEY, FINAL_STATES, THUMBNAIL_KEY, Attempt, Phase
+from photo_restore.attempts import (
+    BEFORE_KEY,
+    FINAL_STATES,
+    PROVENANCE,
+    THUMBNAIL_KEY,
+    Attempt,
+    Phase,
+)
 from photo_restore.edit_request import EditRequest
 from photo_restore.errors import (
     AttemptNotVisible,
@@ -27,6 +34,7 @@ from photo_restore.events import NoEvents, RestoreAnnouncer
 from photo_restore.pacing import ProviderPacer
 from photo_restore.photos import Photo
 from photo_restore.preprocess import ImagePreprocessResult
+from photo_restore.provenance import Provenance
 from photo_restore.queue import Delivery, RestoreMessage, RestoreQueue, retry_delay_seconds
 from photo_restore.repository import Repository
 from photo_restore.result_image import decode_result
@@ -202,6 +210,7 @@ class RestoreRun:
                 self._fetch_result(response.image_url),
                 max_pixels=settings.result_max_pixels,
                 jpeg_quality=settings.jpeg_quality,
+                provenance=Provenance(model=edit.model, created_at=self._clock()),
             )
             key, thumb = restored_key(attempt), thumbnail_key(attempt)
             self._storage.write_jpeg(key, restored.jpeg)
@@ -220,6 +229,7 @@ class RestoreRun:
             "result_bytes": len(restored.jpeg),
             BEFORE_KEY: prepared.key,
             THUMBNAIL_KEY: thumb,
+            PROVENANCE: restored.provenance,
         }
         # The images stay at their per-attempt keys if this commit fails: a retry overwrites
         # them, the DLQ handler deletes them if every retry fails. Nothing is orphaned.

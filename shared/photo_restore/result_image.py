@@ -1,15 +1,17 @@
-"""The restored image as we store it: decoded in full before it counts, always a JPEG, and
-refused from its header when it is larger than any plausible result (a pixel bomb)."""
+"""The restored image as we store it: decoded in full before it counts, always a JPEG carrying
+its provenance marks and no other metadata (photo_restore.provenance), and refused from its
+header when it is larger than any plausible result (a pixel bomb)."""
 
 from __future__ import annotations
 
 import io
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from photo_restore.errors import InvalidProviderResult
 from photo_restore.image_formats import sniff_format
+from photo_restore.provenance import Provenance
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -29,11 +31,15 @@ class RestoredImage:
     height: int
     provider_format: str  # what the provider sent, before any re-encoding
     thumbnail: bytes  # JPEG, longest side THUMBNAIL_SIDE (never upscaled)
+    provenance: dict[str, Any]  # what both carry (Provenance.record), for the attempt's params
 
 
-def decode_result(data: bytes, *, max_pixels: int, jpeg_quality: int) -> RestoredImage:
+def decode_result(
+    data: bytes, *, max_pixels: int, jpeg_quality: int, provenance: Provenance
+) -> RestoredImage:
     """Check the header's size, decode every pixel (a truncated file fails here, not later in a
-    browser), and keep baseline RGB/grey JPEG bytes as sent; anything else is re-encoded."""
+    browser), and encode it with `provenance`'s marks and nothing else of the file: an RGB/grey
+    JPEG with its own tables (no visible loss), anything else at `jpeg_quality`."""
     from PIL import Image
 
     try:
@@ -50,22 +56,18 @@ def decode_result(data: bytes, *, max_pixels: int, jpeg_quality: int) -> Restore
                 image.load()
                 fmt = image.format or "unknown"
                 keep = fmt == "JPEG" and image.mode in ("RGB", "L") and sniff_format(data) == "JPEG"
+                kept = provenance.save_jpeg(image, quality="keep") if keep else None
                 rgb = image.convert("RGB")
     except InvalidProviderResult:
         raise
     except Exception as error:  # Pillow raises many types (OSError, SyntaxError, bomb errors...)
         raise InvalidProviderResult(f"the restored image could not be decoded: {error}") from error
-    thumbnail = _thumbnail(rgb, jpeg_quality)
-    if keep:
-        return RestoredImage(data, width, height, fmt, thumbnail)
-    out = io.BytesIO()
-    rgb.save(out, format="JPEG", quality=jpeg_quality)
-    return RestoredImage(out.getvalue(), width, height, fmt, thumbnail)
+    thumbnail = provenance.save_jpeg(_thumbnail(rgb), quality=jpeg_quality)
+    jpeg = kept if kept is not None else provenance.save_jpeg(rgb, quality=jpeg_quality)
+    return RestoredImage(jpeg, width, height, fmt, thumbnail, provenance.record())
 
 
-def _thumbnail(image: Image.Image, quality: int) -> bytes:
+def _thumbnail(image: Image.Image) -> Image.Image:
     small = image.copy()
     small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))  # reducing_gap: box-reduce, then resample
-    out = io.BytesIO()
-    small.save(out, format="JPEG", quality=quality)
-    return out.getvalue()
+    return small

@@ -1,0 +1,49 @@
+"""AI-edit provenance in what the real pipeline stores: API -> SQS -> worker -> stand-in -> S3.
+
+An original full of metadata (EXIF with GPS and camera, ICC, XMP, comment) goes through; the
+stored restoration and thumbnail carry our XMP marks and nothing of it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from photo_restore.provenance import DIGITAL_SOURCE_TYPE
+from tests.helpers.pipeline import Pipeline
+from tests.helpers.provenance import assert_carries_nothing_of, original_with_gps, xmp_fields
+
+pytestmark = pytest.mark.database  # runs direct and through PgBouncer (tests/conftest.py)
+
+
+def stored(pipeline: Pipeline, key: str) -> bytes:
+    body: Any = pipeline.s3.get_object(Bucket=pipeline.settings.bucket_name, Key=key)["Body"]
+    return bytes(body.read())
+
+
+def test_a_stored_restoration_and_its_thumbnail_say_what_made_them_and_nothing_else(
+    pipeline: Pipeline,
+) -> None:
+    photo = pipeline.add_photo(original_with_gps())
+    attempt_id = pipeline.request_restore(photo)
+    pipeline.drain()
+
+    attempt = pipeline.attempt(attempt_id)
+    assert attempt.restored_key and attempt.thumbnail_key and attempt.before_key
+    marks = attempt.params["provenance"]
+    assert marks["digital_source_type"] == DIGITAL_SOURCE_TYPE
+    assert (marks["model"], marks["c2pa"]) == ("Qwen/Qwen-Image-Edit", False)
+    for key in (attempt.restored_key, attempt.thumbnail_key):
+        jpeg = stored(pipeline, key)
+        assert_carries_nothing_of(jpeg)
+        assert xmp_fields(jpeg) == {
+            "Iptc4xmpExt:DigitalSourceType": DIGITAL_SOURCE_TYPE,
+            "Iptc4xmpExt:AISystemUsed": "Qwen/Qwen-Image-Edit",
+            "xmp:CreatorTool": "photo-restore (Qwen/Qwen-Image-Edit)",
+            # The time of the restoration, as the attempt records it.
+            "xmp:CreateDate": marks["created_at"],
+            "xmp:MetadataDate": marks["created_at"],
+        }
+    # The before image (what the model saw) is no restoration, and has no GPS either.
+    before = stored(pipeline, attempt.before_key)
+    assert b"Exif" not in before and b"LeakyCam" not in before
