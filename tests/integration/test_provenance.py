@@ -47,3 +47,31 @@ def test_a_stored_restoration_and_its_thumbnail_say_what_made_them_and_nothing_e
     # The before image (what the model saw) is no restoration, and has no GPS either.
     before = stored(pipeline, attempt.before_key)
     assert b"Exif" not in before and b"LeakyCam" not in before
+
+
+def test_the_api_says_what_the_restoration_carries(pipeline: Pipeline) -> None:
+    photo = pipeline.add_photo(original_with_gps((800, 600)))
+    attempt_id = pipeline.request_restore(photo)
+    pipeline.drain()
+    recorded = pipeline.attempt(attempt_id).params["provenance"]
+
+    status, view = pipeline.call_api("GET", f"/photos/{photo.id}", photo.owner_id)
+    assert status == 200, view
+    marks = view["after"]["provenance"]
+    assert marks == {
+        "digital_source_type": DIGITAL_SOURCE_TYPE,
+        "model": "Qwen/Qwen-Image-Edit",
+        "software_agent": "photo-restore",
+        "created_at": recorded["created_at"],
+        "c2pa": False,
+    }
+    assert view["latest_attempt"]["after"]["provenance"] == marks
+    assert view["before"]["provenance"] is None  # what the model saw: no AI edit
+    # What the API says is what the file says.
+    fields = xmp_fields(stored(pipeline, pipeline.attempt(attempt_id).s3_key))
+    assert fields["Iptc4xmpExt:DigitalSourceType"] == marks["digital_source_type"]
+    assert fields["Iptc4xmpExt:AISystemUsed"] == marks["model"]
+
+    status, listing = pipeline.call_api("GET", f"/photos/{photo.id}/restores", photo.owner_id)
+    assert status == 200, listing
+    assert [r["after"]["provenance"] for r in listing["restores"]] == [marks]
