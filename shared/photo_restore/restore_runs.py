@@ -34,7 +34,7 @@ from photo_restore.events import NoEvents, RestoreAnnouncer
 from photo_restore.pacing import ProviderPacer
 from photo_restore.photos import Photo
 from photo_restore.preprocess import ImagePreprocessResult
-from photo_restore.provenance import Provenance
+from photo_restore.provenance import ManifestSigner, Provenance
 from photo_restore.queue import Delivery, RestoreMessage, RestoreQueue, retry_delay_seconds
 from photo_restore.repository import Repository
 from photo_restore.result_image import decode_result
@@ -110,8 +110,10 @@ class RestoreRun:
         announcer: RestoreAnnouncer | None = None,
         pacer: ProviderPacer | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        manifest_signer: ManifestSigner | None = None,  # C2PA on: signs every stored image
     ) -> None:
         self._clock = clock
+        self._manifest_signer = manifest_signer
         self._announcer = announcer or RestoreAnnouncer(repository, NoEvents())
         self._pacer = pacer
         self._repository = repository
@@ -210,7 +212,7 @@ class RestoreRun:
                 self._fetch_result(response.image_url),
                 max_pixels=settings.result_max_pixels,
                 jpeg_quality=settings.jpeg_quality,
-                provenance=Provenance(model=edit.model, created_at=self._clock()),
+                provenance=Provenance(edit.model, self._clock(), self._manifest_signer),
             )
             key, thumb = restored_key(attempt), thumbnail_key(attempt)
             self._storage.write_jpeg(key, restored.jpeg)
