@@ -84,6 +84,15 @@ def test_a_key_that_is_not_the_certificates_fails_when_the_signer_is_built() -> 
         C2paSigner(mismatched)
 
 
+def test_a_self_signed_certificate_is_refused_when_the_signer_is_built() -> None:
+    pair = local_signing_pair()
+    self_signed = SigningCredentials(
+        private_key=pair.credentials.private_key, certificate_chain=pair.trust_anchor
+    )
+    with pytest.raises(c2pa.C2paError, match="self-signed"):
+        C2paSigner(self_signed)
+
+
 def _another_key() -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
