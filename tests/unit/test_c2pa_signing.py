@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from typing import Any
 
 import c2pa
@@ -91,6 +92,16 @@ def test_a_self_signed_certificate_is_refused_when_the_signer_is_built() -> None
     )
     with pytest.raises(c2pa.C2paError, match="self-signed"):
         C2paSigner(self_signed)
+
+
+def test_without_c2pa_python_installed_enabling_it_fails_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A deployed worker has no C2PA layer yet (README): its first message fails, before the
+    provider call, saying why."""
+    monkeypatch.setitem(sys.modules, "c2pa", None)  # what `import c2pa` finds nowhere
+    with pytest.raises(RuntimeError, match="c2pa-python is not installed"):
+        C2paSigner(local_signing_pair().credentials)
 
 
 def _another_key() -> str:
