@@ -22,6 +22,7 @@ ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
 
 # A restoration's gallery thumbnail: its longest side.
 THUMBNAIL_SIDE = 512
+_ORIENTATION_TAG = 0x0112  # EXIF Orientation
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,9 @@ def decode_result(
     data: bytes, *, max_pixels: int, jpeg_quality: int, provenance: Provenance
 ) -> RestoredImage:
     """Check the header's size, decode every pixel (a truncated file fails here, not later in a
-    browser), and encode it with `provenance`'s marks and nothing else of the file: an RGB/grey
-    JPEG with its own tables (no visible loss), anything else at `jpeg_quality`."""
-    from PIL import Image
+    browser), and encode it with `provenance`'s marks and nothing else of the file: an upright
+    RGB/grey JPEG with its own tables (no visible loss), anything else at `jpeg_quality`."""
+    from PIL import Image, ImageOps
 
     try:
         with warnings.catch_warnings():
@@ -55,9 +56,12 @@ def decode_result(
                     )
                 image.load()
                 fmt = image.format or "unknown"
+                # Its EXIF goes, so an orientation it asks for is applied to the pixels.
+                upright = _orientation(image) == 1
                 keep = fmt == "JPEG" and image.mode in ("RGB", "L") and sniff_format(data) == "JPEG"
-                kept = provenance.save_jpeg(image, quality="keep") if keep else None
-                rgb = image.convert("RGB")
+                kept = provenance.save_jpeg(image, quality="keep") if keep and upright else None
+                rgb = (image if upright else ImageOps.exif_transpose(image)).convert("RGB")
+                width, height = rgb.size
     except InvalidProviderResult:
         raise
     except Exception as error:  # Pillow raises many types (OSError, SyntaxError, bomb errors...)
@@ -65,6 +69,14 @@ def decode_result(
     thumbnail = provenance.save_jpeg(_thumbnail(rgb), quality=jpeg_quality)
     jpeg = kept if kept is not None else provenance.save_jpeg(rgb, quality=jpeg_quality)
     return RestoredImage(jpeg, width, height, fmt, thumbnail, provenance.record())
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block must not cost the result: it is dropped anyway
+        return 1
+    return orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
 
 
 def _thumbnail(image: Image.Image) -> Image.Image:

@@ -74,6 +74,23 @@ def test_metadata_a_provider_echoes_is_not_stored() -> None:
         assert xmp_fields(jpeg)["Iptc4xmpExt:DigitalSourceType"] == DIGITAL_SOURCE_TYPE
 
 
+def test_an_exif_orientation_is_applied_to_the_pixels_since_the_exif_goes() -> None:
+    """A provider JPEG stored sideways with Orientation 6 (rotate 90 clockwise to view)."""
+    sideways = Image.new("RGB", (60, 40), (255, 0, 0))
+    sideways.paste((0, 0, 255), (0, 0, 60, 20))  # blue on top as stored: on the right upright
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    sideways.save(out, format="JPEG", quality=95, exif=exif)
+    restored = decode(out.getvalue())
+    assert (restored.width, restored.height) == (40, 60)
+    with Image.open(io.BytesIO(restored.jpeg)) as stored:
+        assert stored.size == (40, 60) and not stored.getexif()
+        red, _, blue = stored.convert("RGB").getpixel((35, 30))  # type: ignore[misc]
+        assert blue > 200 and red < 60
+    assert_carries_nothing_of(restored.jpeg)
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
 def test_other_formats_are_stored_as_jpeg(fmt: str) -> None:
     restored = decode(encoded(fmt, (64, 48)))
