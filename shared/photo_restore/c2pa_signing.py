@@ -77,29 +77,27 @@ class C2paSigner:
 
         self._c2pa = c2pa
         self._credentials = credentials
-        # Refuse bad credentials (a key that is not the certificate's, an expired or CA
-        # certificate) when the container starts, before any provider image is paid for.
+        # Refuse bad credentials (a key that is not the certificate's, a self-signed
+        # certificate) as the worker is built, before any provider image is paid for.
         self.sign_jpeg(_probe_jpeg(), Provenance(model="probe", created_at=datetime.now(UTC)))
 
     def sign_jpeg(self, jpeg: bytes, provenance: Provenance) -> bytes:
         c2pa = self._c2pa
         credentials = self._credentials
-        signer = c2pa.Signer.from_info(
-            c2pa.C2paSignerInfo(
-                alg=credentials.algorithm,
-                sign_cert=credentials.certificate_chain.encode(),
-                private_key=credentials.private_key.encode(),
-                ta_url=credentials.timestamp_url,
-            )
+        info = c2pa.C2paSignerInfo(
+            alg=credentials.algorithm,
+            sign_cert=credentials.certificate_chain.encode(),
+            private_key=credentials.private_key.encode(),
+            ta_url=credentials.timestamp_url,
         )
-        context = c2pa.Context.from_dict(_SDK_SETTINGS)
-        builder = c2pa.Builder(manifest_definition(provenance), context=context)
         out = io.BytesIO()
-        try:
+        # Native resources, freed on the way out whatever happens.
+        with (
+            c2pa.Signer.from_info(info) as signer,
+            c2pa.Context.from_dict(_SDK_SETTINGS) as context,
+            c2pa.Builder(manifest_definition(provenance), context=context) as builder,
+        ):
             builder.sign(signer, "image/jpeg", io.BytesIO(jpeg), out)
-        finally:
-            signer.close()
-            context.close()
         return out.getvalue()
 
 
