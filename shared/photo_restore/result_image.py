@@ -56,11 +56,15 @@ def decode_result(
                     )
                 image.load()
                 fmt = image.format or "unknown"
-                # Its EXIF goes, so an orientation it asks for is applied to the pixels.
+                # Its EXIF and ICC profile go, so what they ask for is applied to the pixels:
+                # the orientation, and the colours in sRGB (what a browser assumes untagged).
                 upright = _orientation(image) == 1
+                icc = image.info.get("icc_profile") if image.mode == "RGB" else None
                 keep = fmt == "JPEG" and image.mode in ("RGB", "L") and sniff_format(data) == "JPEG"
-                kept = provenance.save_jpeg(image, quality="keep") if keep and upright else None
+                plain = upright and not icc
+                kept = provenance.save_jpeg(image, quality="keep") if keep and plain else None
                 rgb = (image if upright else ImageOps.exif_transpose(image)).convert("RGB")
+                rgb = _to_srgb(rgb, icc) if icc else rgb
                 width, height = rgb.size
     except InvalidProviderResult:
         raise
@@ -69,6 +73,18 @@ def decode_result(
     thumbnail = provenance.save_jpeg(_thumbnail(rgb), quality=jpeg_quality)
     jpeg = kept if kept is not None else provenance.save_jpeg(rgb, quality=jpeg_quality)
     return RestoredImage(jpeg, width, height, fmt, thumbnail, provenance.record())
+
+
+def _to_srgb(image: Image.Image, icc: bytes) -> Image.Image:
+    from PIL import ImageCms
+
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        srgb = ImageCms.createProfile("sRGB")
+        converted = ImageCms.profileToProfile(image, source, srgb, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return image  # an unreadable profile: its pixels as they are, as before
+    return converted if converted is not None else image
 
 
 def _orientation(image: Image.Image) -> int:

@@ -91,6 +91,22 @@ def test_an_exif_orientation_is_applied_to_the_pixels_since_the_exif_goes() -> N
     assert_carries_nothing_of(restored.jpeg)
 
 
+def test_a_colour_profile_is_applied_to_the_pixels_since_the_profile_goes() -> None:
+    """A provider JPEG tagged with a profile whose red and blue primaries are swapped: what it
+    shows is blue, and blue is what is stored, untagged (sRGB)."""
+    from tests.unit.test_preprocess import SRGB_COLORANTS, matrix_icc
+
+    swapped = matrix_icc([SRGB_COLORANTS[2], SRGB_COLORANTS[1], SRGB_COLORANTS[0]])
+    out = io.BytesIO()
+    Image.new("RGB", (48, 32), (230, 0, 0)).save(out, "JPEG", quality=95, icc_profile=swapped)
+    restored = decode(out.getvalue())
+    for jpeg in (restored.jpeg, restored.thumbnail):
+        with Image.open(io.BytesIO(jpeg)) as stored:
+            red, _, blue = stored.convert("RGB").getpixel((24, 16))  # type: ignore[misc]
+        assert blue > 180 and red < 60
+        assert_carries_nothing_of(jpeg)
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
 def test_other_formats_are_stored_as_jpeg(fmt: str) -> None:
     restored = decode(encoded(fmt, (64, 48)))
