@@ -24,6 +24,7 @@ STARTED_AT = "started_at"  # its first delivery started
 FINISHED_AT = "finished_at"  # it was settled: succeeded, failed or canceled
 BEFORE_KEY = "before_key"  # the upright JPEG the model was given, beside the restoration
 THUMBNAIL_KEY = "thumbnail_key"  # the restoration's gallery thumbnail (longest side 512)
+PROVENANCE = "provenance"  # what the restoration and thumbnail carry (Provenance.record)
 IDEMPOTENCY_KEY = "idempotency_key"  # the client's Idempotency-Key of the request that made it
 ENQUEUED_AT = "enqueued_at"  # its message was sent (recorded for keyed requests, for replays)
 EVENT_PUBLISHED_AT = "event_published_at"  # its final event reached the bus
@@ -220,6 +221,14 @@ class Attempt:
     def _key(self, name: str) -> str | None:
         value = self.params.get(name)
         return value if self.state is AttemptState.SUCCEEDED and isinstance(value, str) else None
+
+    @property
+    def provenance(self) -> Mapping[str, Any] | None:
+        """What a succeeded attempt's images say of themselves; None for those stored before
+        they carried provenance."""
+        value = self.params.get(PROVENANCE)
+        succeeded = self.state is AttemptState.SUCCEEDED
+        return value if succeeded and isinstance(value, Mapping) else None
 
     @property
     def result_size(self) -> tuple[int, int] | None:

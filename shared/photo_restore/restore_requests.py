@@ -50,6 +50,7 @@ from photo_restore.views import (
     AttemptError,
     AttemptList,
     AttemptView,
+    ImageProvenance,
     ImageView,
     PhotoView,
     RestoreAccepted,
@@ -323,7 +324,7 @@ class RestoreRequests:
         before = after = None
         if selected is not None:
             before = self._image(selected.before_key, selected.submitted_size)
-            after = self._image(selected.restored_key, selected.result_size)
+            after = self._image(selected.restored_key, selected.result_size, selected.provenance)
         elif photo.processed_key and photo.status is not PhotoStatus.DELETED:
             after = self._image(photo.processed_key, None)  # restored before this service
         latest_view = self._attempt_view(latest) if latest else None
@@ -394,7 +395,7 @@ class RestoreRequests:
         return selected
 
     def _attempt_view(self, attempt: Attempt) -> AttemptView:
-        after = self._image(attempt.restored_key, attempt.result_size)
+        after = self._image(attempt.restored_key, attempt.result_size, attempt.provenance)
         thumbnail = attempt.thumbnail_key
         error = attempt.error
         return AttemptView(
@@ -412,11 +413,17 @@ class RestoreRequests:
             thumbnail_url=self._presign(thumbnail) if thumbnail else None,
         )
 
-    def _image(self, key: str | None, size: tuple[int, int] | None) -> ImageView | None:
+    def _image(
+        self,
+        key: str | None,
+        size: tuple[int, int] | None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> ImageView | None:
         if key is None:
             return None
         width, height = size if size else (None, None)
-        return ImageView(url=self._presign(key), width=width, height=height)
+        marks = ImageProvenance.model_validate(provenance) if provenance else None
+        return ImageView(url=self._presign(key), width=width, height=height, provenance=marks)
 
     def _presign(self, key: str) -> str:
         return self._storage.presigned_get_url(

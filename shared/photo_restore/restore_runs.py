@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from photo_restore.attempts import (
     BEFORE_KEY,
     FINAL_STATES,
+    PROVENANCE,
     PROVIDER_ANSWER,
     THUMBNAIL_KEY,
     Attempt,
@@ -37,6 +38,7 @@ from photo_restore.events import NoEvents, RestoreAnnouncer
 from photo_restore.pacing import ProviderPacer
 from photo_restore.photos import Photo
 from photo_restore.preprocess import ImagePreprocessResult
+from photo_restore.provenance import ManifestSigner, Provenance
 from photo_restore.queue import Delivery, RestoreMessage, RestoreQueue, retry_delay_seconds
 from photo_restore.repository import Repository
 from photo_restore.result_image import decode_result
@@ -115,8 +117,10 @@ class RestoreRun:
         announcer: RestoreAnnouncer | None = None,
         pacer: ProviderPacer | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        manifest_signer: ManifestSigner | None = None,  # C2PA on: signs every stored image
     ) -> None:
         self._clock = clock
+        self._manifest_signer = manifest_signer
         self._announcer = announcer or RestoreAnnouncer(repository, NoEvents())
         self._pacer = pacer
         self._repository = repository
@@ -220,6 +224,7 @@ class RestoreRun:
                 self._fetch_result(answer.result_url),
                 max_pixels=settings.result_max_pixels,
                 jpeg_quality=settings.jpeg_quality,
+                provenance=Provenance(edit.model, self._clock(), self._manifest_signer),
             )
             # 2. Stored at the attempt's own keys.
             key, thumb = restored_key(attempt), thumbnail_key(attempt)
@@ -239,6 +244,7 @@ class RestoreRun:
             "result_bytes": len(restored.jpeg),
             BEFORE_KEY: prepared.key,
             THUMBNAIL_KEY: thumb,
+            PROVENANCE: restored.provenance,
         }
         # The images stay at their per-attempt keys if this commit fails: a retry overwrites
         # them, the DLQ handler deletes them if every retry fails. Nothing is orphaned.

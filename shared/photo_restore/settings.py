@@ -135,6 +135,33 @@ class Settings(BaseSettings):
     # (a 169 MP PNG of 641 KB would otherwise need 1.3 GB).
     result_max_pixels: int = Field(default=25_000_000, ge=1)
 
+    # --- Content Credentials (C2PA): a signed manifest in every restoration, off by default ----
+    # (XMP provenance is always written; see photo_restore.provenance.)
+    c2pa_enabled: bool = False
+    # PEM texts: the signing key, and its certificate chain (leaf first, no root). Deployed:
+    # SSM Parameter Store names (the key a SecureString), read once per worker container.
+    c2pa_private_key: SecretStr = SecretStr("")
+    c2pa_private_key_parameter: str | None = None
+    c2pa_certificate_chain: str = ""
+    c2pa_certificate_chain_parameter: str | None = None
+    c2pa_signing_algorithm: Literal[
+        "es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"
+    ] = "es256"
+    # An RFC 3161 time-stamp authority; unset: the signature carries no trusted time.
+    c2pa_timestamp_url: str | None = None
+
+    @model_validator(mode="after")
+    def _c2pa_signing_has_a_key_and_a_certificate(self) -> Settings:
+        if not self.c2pa_enabled:
+            return self
+        if not (self.c2pa_private_key.get_secret_value() or self.c2pa_private_key_parameter):
+            raise ValueError("C2PA_ENABLED needs C2PA_PRIVATE_KEY or C2PA_PRIVATE_KEY_PARAMETER")
+        if not (self.c2pa_certificate_chain or self.c2pa_certificate_chain_parameter):
+            raise ValueError(
+                "C2PA_ENABLED needs C2PA_CERTIFICATE_CHAIN or C2PA_CERTIFICATE_CHAIN_PARAMETER"
+            )
+        return self
+
     @model_validator(mode="after")
     def _the_model_and_its_guidance_are_documented(self) -> Settings:
         contract = contract_for(self.siliconflow_model)  # UnknownModel is a ValueError

@@ -34,12 +34,30 @@ class RestoreAccepted(BaseModel):
     status: PhotoStatus
 
 
+class ImageProvenance(BaseModel):
+    """What a restoration's file (and its thumbnail's) says of itself, embedded as XMP; the
+    README shows how to read it back with exiftool or exiv2."""
+
+    digital_source_type: str = Field(
+        description="IPTC Digital Source Type (XMP Iptc4xmpExt:DigitalSourceType): "
+        "compositeWithTrainedAlgorithmicMedia, 'Edited using Generative AI'"
+    )
+    model: str = Field(description="The generative model (XMP Iptc4xmpExt:AISystemUsed)")
+    software_agent: str = Field(description="What wrote the file (XMP xmp:CreatorTool)")
+    created_at: datetime = Field(description="When it was made (XMP xmp:CreateDate)")
+    c2pa: bool = Field(description="It also carries a signed C2PA manifest (Content Credentials)")
+
+
 class ImageView(BaseModel):
     """A browser-displayable JPEG: a short-lived presigned URL and its size when known."""
 
     url: str
     width: int | None
     height: int | None
+    provenance: ImageProvenance | None = Field(
+        description="A restoration's AI-edit marks; null on before images and on "
+        "restorations stored before they were marked",
+    )
 
 
 class AttemptError(BaseModel):

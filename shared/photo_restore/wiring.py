@@ -17,6 +17,7 @@ from photo_restore.settings import Settings, get_settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from photo_restore.c2pa_signing import SigningCredentials
     from photo_restore.events import RestoreAnnouncer
     from photo_restore.queue import RestoreQueue
     from photo_restore.repository import SqlRepository
@@ -50,6 +51,26 @@ def siliconflow_api_key(settings: Settings) -> str:
     if settings.siliconflow_api_key_parameter:
         return _parameter(settings.siliconflow_api_key_parameter)
     return settings.siliconflow_api_key.get_secret_value()
+
+
+def c2pa_credentials(settings: Settings) -> SigningCredentials | None:
+    """The C2PA signing key and certificate chain when C2PA_ENABLED; None otherwise."""
+    if not settings.c2pa_enabled:
+        return None
+    from photo_restore.c2pa_signing import SigningCredentials
+
+    key = settings.c2pa_private_key.get_secret_value()
+    if settings.c2pa_private_key_parameter:
+        key = _parameter(settings.c2pa_private_key_parameter)
+    chain = settings.c2pa_certificate_chain
+    if settings.c2pa_certificate_chain_parameter:
+        chain = _parameter(settings.c2pa_certificate_chain_parameter)
+    return SigningCredentials(
+        private_key=key,
+        certificate_chain=chain,
+        algorithm=settings.c2pa_signing_algorithm,
+        timestamp_url=settings.c2pa_timestamp_url,
+    )
 
 
 class _EngineForCurrentUrl:

@@ -7,6 +7,7 @@ from functools import cache, partial
 
 from photo_restore import wiring
 from photo_restore.events import RestoreAnnouncer
+from photo_restore.provenance import ManifestSigner
 from photo_restore.queue import RestoreQueue
 from photo_restore.repository import Repository
 from photo_restore.restore_runs import RestoreRun
@@ -25,7 +26,19 @@ def restore_run() -> RestoreRun:
         announcer=wiring.restore_announcer(),
         # Looked up per request (Powertools caches it for a few minutes): rotation works.
         api_key=partial(wiring.siliconflow_api_key, settings),
+        manifest_signer=c2pa_signer(settings),
     )
+
+
+def c2pa_signer(settings: Settings) -> ManifestSigner | None:
+    """Content Credentials' signer when C2PA_ENABLED: its key is read once per container, and
+    bad credentials fail the container's start rather than each photo after its provider call."""
+    credentials = wiring.c2pa_credentials(settings)
+    if credentials is None:
+        return None
+    from photo_restore.c2pa_signing import C2paSigner
+
+    return C2paSigner(credentials)
 
 
 wiring.on_reset(restore_run.cache_clear)
@@ -39,6 +52,7 @@ def build_restore_run(
     queue: RestoreQueue,
     api_key: str | Callable[[], str],
     announcer: RestoreAnnouncer | None = None,
+    manifest_signer: ManifestSigner | None = None,
 ) -> RestoreRun:
     from photo_restore.pacing import ProviderPacer
     from photo_restore.preprocess import PreprocessLimits, preprocess_image
@@ -61,4 +75,5 @@ def build_restore_run(
         announcer=announcer,
         pacer=ProviderPacer.from_settings(settings, repository),
         settings=settings,
+        manifest_signer=manifest_signer,
     )

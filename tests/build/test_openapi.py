@@ -56,7 +56,14 @@ def test_the_frontend_fields_headers_and_statuses_are_documented() -> None:
     )
     assert {"next_cursor", "selected_restore_id"} <= _properties("AttemptList")
     assert _properties("AttemptError") == {"code", "retryable", "message"}
-    assert _properties("ImageView") == {"url", "width", "height"}
+    assert _properties("ImageView") == {"url", "width", "height", "provenance"}
+    assert _properties("ImageProvenance") == {
+        "digital_source_type",
+        "model",
+        "software_agent",
+        "created_at",
+        "c2pa",
+    }
 
 
 # What API Gateway answers itself, before (or instead of) the function.

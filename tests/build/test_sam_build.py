@@ -146,6 +146,40 @@ def test_worker_reencodes_jpegs_with_the_layers_libvips(build_dir: Path) -> None
     assert result.stdout.split() == ["True", "600", "400"]
 
 
+C2PA_PROBE = """
+import io
+from datetime import UTC, datetime
+
+import c2pa
+from PIL import Image
+from photo_restore.c2pa_signing import C2paSigner, SigningCredentials
+from photo_restore.provenance import Provenance
+
+assert c2pa.__file__.startswith(C2PA), c2pa.__file__
+signer = C2paSigner(SigningCredentials(private_key=KEY, certificate_chain=CHAIN))
+marks = Provenance(model="Qwen/Qwen-Image-Edit", created_at=datetime.now(UTC), signer=signer)
+jpeg = marks.save_jpeg(Image.new("RGB", (64, 48), (90, 60, 30)), quality=90)
+print(c2pa.Reader("image/jpeg", io.BytesIO(jpeg)).get_validation_state())
+"""
+
+
+def test_worker_signs_content_credentials_with_the_c2pa_layer(build_dir: Path) -> None:
+    """c2pa-python from its own layer, less its static library, with none of its declared
+    dependencies: a manifest signed by the local pair reads back Valid (signed, untrusted)."""
+    from photo_restore_tools.local.c2pa_credentials import local_signing_pair
+
+    layer = build_dir / "C2paLayer" / "python"
+    assert not list(layer.rglob("*.rlib")) and not (layer / "cryptography").exists()
+    credentials = local_signing_pair().credentials
+    code = (
+        f"C2PA = {str(layer)!r}\nKEY = {credentials.private_key!r}\n"
+        f"CHAIN = {credentials.certificate_chain!r}\n{C2PA_PROBE}"
+    )
+    result = built_artifact.run_in_function("WorkerFunction", code, build_dir=build_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["Valid"]
+
+
 def directory_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 

@@ -217,7 +217,13 @@ def test_only_the_worker_gets_the_imaging_layer(template: dict[str, Any]) -> Non
     shared = ["CoreLayer", "DomainLayer", "DatabaseCaLayer"]
     assert function_layers(template) == {
         "ApiFunction": shared,
-        "WorkerFunction": ["CoreLayer", "ImagingLayer", "DomainLayer", "DatabaseCaLayer"],
+        "WorkerFunction": [
+            "CoreLayer",
+            "ImagingLayer",
+            "C2paLayer",
+            "DomainLayer",
+            "DatabaseCaLayer",
+        ],
         "DlqFunction": shared,
         "SweeperFunction": shared,
     }
@@ -270,6 +276,11 @@ def test_layers_are_built_by_sam_for_the_functions_runtime_and_architecture(
         assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
         assert layer["Properties"]["CompatibleArchitectures"] == [architecture]
         assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": architecture}
+    # c2pa-python less its static library: a Makefile of its own (layers/c2pa/Makefile).
+    c2pa = resources["C2paLayer"]
+    assert c2pa["Properties"]["ContentUri"] == "layers/c2pa/"
+    assert c2pa["Properties"]["CompatibleArchitectures"] == [architecture]
+    assert c2pa["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": architecture}
 
 
 def requirement_names(path: Path) -> set[str]:
@@ -290,7 +301,7 @@ def pinned_versions(path: Path) -> dict[str, str]:
     return dict(line.split("==") for line in lines if line)
 
 
-@pytest.mark.parametrize("layer", ["core", "imaging"])
+@pytest.mark.parametrize("layer", ["core", "imaging", "c2pa"])
 def test_the_dev_venv_runs_exactly_the_versions_the_layers_ship(layer: str) -> None:
     from importlib.metadata import version
 
@@ -350,12 +361,18 @@ def test_environment_variables_are_settings_or_powertools_and_never_secrets(
             assert name.startswith("POWERTOOLS_") or name.lower() in Settings.model_fields, name
         assert "DATABASE_URL" not in variables
         assert "SILICONFLOW_API_KEY" not in variables
+        assert "C2PA_PRIVATE_KEY" not in variables
         assert "DATABASE_URL_PARAMETER" in variables
         for name in ("BUCKET_NAME", "QUEUE_URL", "DLQ_URL", "POWERTOOLS_SERVICE_NAME"):
             assert name in variables
         for name in ("VISIBILITY_TIMEOUT_SECONDS", "MAX_RECEIVE_COUNT", "WORKER_TIMEOUT_SECONDS"):
             assert name in variables
     assert "SILICONFLOW_API_KEY_PARAMETER" in environment(template, "WorkerFunction")
+    worker = environment(template, "WorkerFunction")
+    # Content Credentials: off unless the ContentCredentials parameter says "on".
+    assert worker["C2PA_ENABLED"] == {"Fn::If": ["SignsContentCredentials", "true", "false"]}
+    assert template["Parameters"]["ContentCredentials"]["Default"] == "off"
+    assert {"C2PA_PRIVATE_KEY_PARAMETER", "C2PA_CERTIFICATE_CHAIN_PARAMETER"} <= set(worker)
 
 
 # --- Permissions (every role's grants, as deployed: test_template_iam.py) -----------------

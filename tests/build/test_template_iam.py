@@ -416,3 +416,18 @@ def test_the_apis_internal_errors_alarm_on_the_metric_it_emits() -> None:
     assert alarm["MetricName"] == INTERNAL_ERROR_METRIC
     assert alarm["Dimensions"] == [{"Name": "service", "Value": "photo-restore-api"}]
     assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_the_content_credentials_key_is_readable_only_by_the_worker_and_only_when_on(
+    without_subnets: dict[str, Any],
+) -> None:
+    signing = deployed({"ContentCredentials": "on"})
+    parameter = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
+    c2pa = {
+        ("ssm:GetParameter", f"{parameter}/photo-restore/${{Stage}}/{name}", "")
+        for name in ("c2pa-private-key", "c2pa-certificate-chain")
+    }
+    for role in ROLES:
+        extra = c2pa if role == "WorkerFunctionRole" else set()
+        assert grants(signing, role) == EXPECTED[role] | extra, f"{role}\n{table(signing)}"
+    assert "C2paSigningKeyReadPolicy" not in without_subnets["Resources"]

@@ -59,6 +59,7 @@ def test_a_restore_request_ends_with_a_stored_restoration_and_a_ready_photo(
         "provider_trace_id",
         "result_dimensions",
         "result_bytes",
+        "provenance",
         "deliveries",
         # What the provider answered, kept the moment it arrived, and the calls it cost.
         "provider_answer",

@@ -24,6 +24,7 @@ from photo_restore.result_image import decode_result
 from photo_restore.siliconflow import SiliconFlowClient
 from photo_restore_tools.local.siliconflow_standin import Behaviour, SiliconFlowStandIn
 from tests.helpers.images import png
+from tests.helpers.provenance import provenance
 from tests.helpers.provider import data_uri, provider_request, static_resolver
 
 PNG = png()
@@ -79,7 +80,7 @@ def test_standin_non_image_result_refused_when_decoded(standin: SiliconFlowStand
     standin.enqueue(Behaviour.not_an_image_result())
     data = downloader().download(_generate(standin))
     with pytest.raises(InvalidProviderResult, match="could not be decoded"):
-        decode_result(data, max_pixels=10**6, jpeg_quality=90)
+        decode_result(data, max_pixels=10**6, jpeg_quality=90, provenance=provenance())
 
 
 def test_streamed_cap_over_real_http(standin: SiliconFlowStandIn) -> None:

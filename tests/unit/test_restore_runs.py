@@ -36,6 +36,7 @@ from tests.helpers.fakes import (
     FakeStorage,
     FakeTransaction,
 )
+from tests.helpers.provenance import xmp_fields
 
 
 def jpeg(size: tuple[int, int] = (32, 24)) -> bytes:
@@ -109,7 +110,10 @@ def test_a_run_stores_the_restoration_and_settles_the_photo_ready() -> None:
     assert world.storage.keys("restored/") == sorted(
         [attempt.s3_key, attempt.before_key, attempt.thumbnail_key]
     )
-    assert world.storage.objects[attempt.s3_key] == world.result
+    # The result's pixels, marked as an AI edit (tests/unit/test_result_image.py).
+    assert xmp_fields(world.storage.objects[attempt.s3_key])["Iptc4xmpExt:AISystemUsed"] == (
+        "Qwen/Qwen-Image-Edit"
+    )
     assert world.storage.objects[attempt.before_key] == jpeg()  # what the model was given
     with Image.open(io.BytesIO(world.storage.objects[attempt.thumbnail_key])) as thumbnail:
         assert thumbnail.format == "JPEG" and thumbnail.size == (40, 30)  # never upscaled
@@ -298,9 +302,9 @@ def test_the_result_records_its_real_size() -> None:
     world = World()
     world.result = jpeg((1184, 888))  # near 1 MP, as the reference pipeline returns
     world.run()
-    params = world.repository.attempt(world.attempt_id).params
-    assert params["result_dimensions"] == [1184, 888]
-    assert params["result_bytes"] == len(world.result)
+    attempt = world.repository.attempt(world.attempt_id)
+    assert attempt.params["result_dimensions"] == [1184, 888]
+    assert attempt.params["result_bytes"] == len(world.storage.objects[attempt.s3_key])
 
 
 def cancel_when_the_worker_reaches(

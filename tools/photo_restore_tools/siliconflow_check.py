@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -14,6 +15,7 @@ from photo_restore import wiring
 from photo_restore.edit_request import EditRequest
 from photo_restore.errors import RestoreError
 from photo_restore.preprocess import PreprocessLimits, preprocess_image
+from photo_restore.provenance import Provenance
 from photo_restore.result_download import ResultDownloader
 from photo_restore.result_image import decode_result
 from photo_restore.settings import Settings
@@ -52,6 +54,7 @@ def check(image: Path, out_dir: Path, settings: Settings, out: TextIO) -> int:
             downloader.download(response.image_url),
             max_pixels=settings.result_max_pixels,
             jpeg_quality=settings.jpeg_quality,
+            provenance=Provenance(model=settings.siliconflow_model, created_at=datetime.now(UTC)),
         )
     except RestoreError as error:
         print(f"failed: {error.code}: {error.message}", file=out)

@@ -32,6 +32,7 @@ from photo_restore.preprocess import PreprocessLimits
 from photo_restore.repository import SqlRepository
 from photo_restore.settings import Settings
 from photo_restore.status import PhotoStatus
+from photo_restore_tools.local.c2pa_credentials import local_c2pa_settings
 from photo_restore_tools.local.event_source import LocalLambdaContext, SqsEventSource
 from photo_restore_tools.local.functions import (
     functions_dir,
@@ -227,6 +228,7 @@ class LocalStack:
                 # The stand-in answers with 127.0.0.1 result URLs: allow them locally only.
                 "siliconflow_allow_private_urls": True,
             }
+        overrides |= local_c2pa_settings()
         self.settings = Settings(**overrides)
 
         # Handlers read their settings from the environment, as on Lambda.
