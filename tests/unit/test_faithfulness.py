@@ -1,0 +1,200 @@
+"""The faithfulness check: alignment, structure, faces and a verdict that never crashes."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from photo_restore.faithfulness import faces as faces_module
+from photo_restore.faithfulness.alignment import align, phase_correlation
+from photo_restore.faithfulness.check import FaithfulnessCheck
+from photo_restore.faithfulness.faces import FaceModels, FaceModelsUnavailable, face_models
+from photo_restore.faithfulness.verdicts import Verdict
+from photo_restore_tools import faithfulness_samples as samples
+
+
+def jpeg(image: Image.Image) -> bytes:
+    return samples.jpeg(image)
+
+
+@pytest.fixture(scope="module")
+def check() -> FaithfulnessCheck:
+    return FaithfulnessCheck()
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> Image.Image:
+    return samples.photo("astronaut")
+
+
+def test_an_identical_result_is_faithful_with_its_face_matched(
+    check: FaithfulnessCheck, astronaut: Image.Image
+) -> None:
+    result = check.check(jpeg(astronaut), jpeg(astronaut))
+    assert result.verdict is Verdict.FAITHFUL
+    assert result.faces_before == result.faces_after == result.faces_matched == 1
+    assert result.max_face_distance is not None and result.max_face_distance < 0.05
+    assert result.structure_similarity is not None and result.structure_similarity > 0.99
+    assert result.alignment is not None and result.alignment.scale == pytest.approx(1, abs=0.005)
+
+
+def test_a_zoomed_and_shifted_result_is_aligned_and_faithful(
+    check: FaithfulnessCheck, astronaut: Image.Image
+) -> None:
+    after = samples.zoomed(astronaut, 1.03, -0.015, 0.01)
+    result = check.check(jpeg(astronaut), jpeg(after))
+    assert result.verdict is Verdict.FAITHFUL, result.reason
+    assert result.alignment is not None
+    assert result.alignment.scale == pytest.approx(1.03, abs=0.006)
+    assert result.alignment.dx == pytest.approx(-0.015, abs=0.006)
+    assert result.alignment.dy == pytest.approx(0.01, abs=0.006)
+
+
+def test_phase_correlation_finds_a_pure_offset() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.random((64, 80)).astype(np.float32)
+    moved = np.roll(image, (5, -7), axis=(0, 1))
+    _, (dx, dy) = phase_correlation(image, moved)
+    assert (round(dx), round(dy)) == (-7, 5)
+
+
+def test_a_result_whose_face_was_replaced_is_drifted(
+    check: FaithfulnessCheck, astronaut: Image.Image
+) -> None:
+    swapped = samples.replace_face(astronaut, samples.photo("grace_hopper"))
+    result = check.check(jpeg(astronaut), jpeg(swapped))
+    assert result.verdict is Verdict.DRIFTED
+    assert result.faces_matched == 0
+    assert "faces changed or gone" in result.reason
+
+
+def test_another_picture_is_drifted(check: FaithfulnessCheck, astronaut: Image.Image) -> None:
+    result = check.check(jpeg(astronaut), jpeg(samples.photo("grace_hopper")))
+    assert result.verdict is Verdict.DRIFTED
+
+
+def test_a_photo_without_faces_is_judged_on_structure_alone(check: FaithfulnessCheck) -> None:
+    coffee, chelsea = samples.photo("coffee"), samples.photo("chelsea")
+    same = check.check(jpeg(samples.sepia(coffee)), jpeg(coffee))
+    assert same.verdict is Verdict.FAITHFUL
+    assert same.faces_before == same.faces_compared == 0
+    assert "structure alone" in same.reason
+    other = check.check(jpeg(coffee), jpeg(samples.different(coffee, chelsea)))
+    assert other.verdict is Verdict.DRIFTED
+    assert "another picture" in other.reason
+
+
+def test_a_grayscale_before_and_a_colourised_result_are_the_same_person(
+    check: FaithfulnessCheck, astronaut: Image.Image
+) -> None:
+    grey = io.BytesIO()
+    ImageOps.grayscale(astronaut).save(grey, format="PNG")  # one channel, another format
+    assert check.check(grey.getvalue(), jpeg(astronaut)).verdict is Verdict.FAITHFUL
+
+
+def test_the_compared_faces_are_capped_and_the_result_says_so(astronaut: Image.Image) -> None:
+    capped = FaithfulnessCheck(max_faces=2)
+    group = samples.photo("group")
+    result = capped.check(jpeg(group), jpeg(group))
+    assert result.verdict is Verdict.FAITHFUL
+    assert result.faces_before == 3
+    assert result.faces_compared == 2
+    assert "compared the 2 largest of 3 faces" in result.reason
+
+
+@pytest.mark.parametrize(
+    "size", [(8, 8), (3000, 12), (12, 900)], ids=["tiny", "a strip", "a column"]
+)
+def test_images_too_small_to_compare_are_unchecked_with_a_reason(
+    check: FaithfulnessCheck, size: tuple[int, int]
+) -> None:
+    image = Image.new("RGB", size, (90, 80, 70))
+    result = check.check(jpeg(image), jpeg(image))
+    assert result.verdict is Verdict.UNCHECKED
+    assert "too small" in result.reason
+
+
+def test_odd_sizes_and_aspects_are_checked(check: FaithfulnessCheck) -> None:
+    wide = ImageOps.fit(samples.photo("rocket"), (1021, 317))
+    result = check.check(jpeg(wide), jpeg(wide.resize((1024, 320))))
+    assert result.verdict is Verdict.FAITHFUL, result.reason
+
+
+def test_bytes_that_are_not_an_image_are_unchecked_never_raised(check: FaithfulnessCheck) -> None:
+    result = check.check(b"not an image", b"nor this")
+    assert result.verdict is Verdict.UNCHECKED
+    assert result.reason.startswith("the check failed: UnidentifiedImageError")
+
+
+def test_without_face_models_the_same_picture_is_unchecked_and_another_is_drifted(
+    astronaut: Image.Image,
+) -> None:
+    def missing() -> FaceModels:
+        raise FaceModelsUnavailable("dlib is not installed")
+
+    check = FaithfulnessCheck(models=missing)
+    same = check.check(jpeg(astronaut), jpeg(astronaut))
+    assert same.verdict is Verdict.UNCHECKED
+    assert "dlib is not installed" in same.reason
+    assert same.structure_similarity is not None
+    other = check.check(jpeg(astronaut), jpeg(samples.photo("coffee")))
+    assert other.verdict is Verdict.DRIFTED
+
+
+def test_checked_ms_comes_from_the_injected_clock(astronaut: Image.Image) -> None:
+    ticks = iter([10.0, 10.25])
+    result = FaithfulnessCheck(clock=lambda: next(ticks)).check(b"x", b"y")
+    assert result.checked_ms == 250
+
+
+def test_the_face_models_load_once_per_container() -> None:
+    assert face_models() is face_models()
+
+
+@pytest.fixture
+def models_dir_unset(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv(faces_module.MODELS_DIR_VARIABLE, raising=False)
+    yield
+
+
+def test_the_model_files_are_found_without_importing_their_package(
+    models_dir_unset: None,
+) -> None:
+    directory = faces_module.models_dir()
+    assert (directory / faces_module.EMBEDDING_FILE).is_file()
+    assert (directory / faces_module.LANDMARKS_FILE).is_file()
+
+
+def test_a_models_dir_without_the_files_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(FaceModelsUnavailable, match="is missing"):
+        FaceModels(tmp_path)
+
+
+def test_the_result_is_recorded_as_json(check: FaithfulnessCheck, astronaut: Image.Image) -> None:
+    params = check.check(jpeg(astronaut), jpeg(astronaut)).as_params()
+    assert set(params) == {
+        "verdict", "faces_before", "faces_after", "faces_compared", "faces_matched",
+        "max_face_distance", "structure_similarity", "alignment", "reason", "checked_ms",
+    }  # fmt: skip
+    assert params["verdict"] == "faithful"
+    assert set(params["alignment"]) == {"scale", "dx", "dy"}
+
+
+def test_alignment_refuses_images_too_narrow_to_align() -> None:
+    narrow = Image.new("RGB", (4000, 20))
+    with pytest.raises(ValueError, match="too narrow"):
+        align(narrow, narrow)
+
+
+def test_the_labelled_subset_gets_its_verdicts(check: FaithfulnessCheck) -> None:
+    wrong = [
+        (sample.name, result.verdict.value, result.reason)
+        for sample in samples.small_evaluation_set()
+        if (result := check.check(sample.before, sample.after)).verdict.value != sample.expected
+    ]
+    assert wrong == []
