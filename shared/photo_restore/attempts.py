@@ -5,7 +5,7 @@ that knows that encoding; the repository writes it, everything else reads `Attem
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -27,6 +27,9 @@ THUMBNAIL_KEY = "thumbnail_key"  # the restoration's gallery thumbnail (longest 
 IDEMPOTENCY_KEY = "idempotency_key"  # the client's Idempotency-Key of the request that made it
 ENQUEUED_AT = "enqueued_at"  # its message was sent (recorded for keyed requests, for replays)
 EVENT_PUBLISHED_AT = "event_published_at"  # its final event reached the bus
+# The faithfulness check of its result (photo_restore.faithfulness): {"verdict", ...}.
+FAITHFULNESS = "faithfulness"
+FAITHFUL, DRIFTED = "faithful", "drifted"
 # The error code of a canceled attempt (the seed keeps failures in params.error).
 CANCELED_CODE = "canceled"
 
@@ -192,6 +195,15 @@ class Attempt:
         return _time(hold.get("until")) if hold else None
 
     @property
+    def faithfulness(self) -> Mapping[str, Any] | None:
+        value = self.params.get(FAITHFULNESS)
+        return value if isinstance(value, Mapping) else None
+
+    @property
+    def faithfulness_verdict(self) -> str | None:
+        return faithfulness_verdict(self.params)
+
+    @property
     def idempotency_key(self) -> str | None:
         value = self.params.get(IDEMPOTENCY_KEY)
         return value if isinstance(value, str) else None
@@ -203,6 +215,23 @@ class Attempt:
     @property
     def event_published(self) -> bool:
         return self.params.get(EVENT_PUBLISHED_AT) is not None
+
+
+def faithfulness_verdict(params: Mapping[str, Any]) -> str | None:
+    record = params.get(FAITHFULNESS)
+    verdict = record.get("verdict") if isinstance(record, Mapping) else None
+    return verdict if isinstance(verdict, str) else None
+
+
+def replaces_selection(
+    new_params: Mapping[str, Any], selected: Callable[[], Attempt | None]
+) -> bool:
+    """Whether a new restoration becomes the photo's selection: always, except a drifted one
+    over a faithful one (the user can still select it). `selected` is asked only then."""
+    if faithfulness_verdict(new_params) != DRIFTED:
+        return True
+    current = selected()
+    return current is None or current.faithfulness_verdict != FAITHFUL
 
 
 def _size(value: object) -> tuple[int, int] | None:

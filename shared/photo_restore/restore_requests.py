@@ -49,6 +49,7 @@ from photo_restore.views import (
     AttemptError,
     AttemptList,
     AttemptView,
+    FaithfulnessView,
     ImageView,
     PhotoView,
     RestoreAccepted,
@@ -378,6 +379,7 @@ class RestoreRequests:
             image_url=after.url if after else None,
             after=after,
             thumbnail_url=self._presign(thumbnail) if thumbnail else None,
+            faithfulness=_faithfulness_view(attempt),
         )
 
     def _image(self, key: str | None, size: tuple[int, int] | None) -> ImageView | None:
@@ -428,3 +430,13 @@ class RestoreRequests:
         with self._median_lock:
             self._median = (time.monotonic(), median)
         return median
+
+
+def _faithfulness_view(attempt: Attempt) -> FaithfulnessView | None:
+    record = attempt.faithfulness
+    if record is None or attempt.state is not AttemptState.SUCCEEDED:
+        return None
+    try:
+        return FaithfulnessView.model_validate(record)
+    except ValueError:  # a record of another shape is left out, never a 500
+        return None

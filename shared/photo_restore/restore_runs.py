@@ -24,6 +24,7 @@ from photo_restore.errors import (
     error_record,
 )
 from photo_restore.events import NoEvents, RestoreAnnouncer
+from photo_restore.faithfulness.policy import OFF, FaithfulnessGate
 from photo_restore.pacing import ProviderPacer
 from photo_restore.photos import Photo
 from photo_restore.preprocess import ImagePreprocessResult
@@ -101,8 +102,10 @@ class RestoreRun:
         settings: Settings,
         announcer: RestoreAnnouncer | None = None,
         pacer: ProviderPacer | None = None,
+        faithfulness: FaithfulnessGate = OFF,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self._faithfulness = faithfulness
         self._clock = clock
         self._announcer = announcer or RestoreAnnouncer(repository, NoEvents())
         self._pacer = pacer
@@ -203,6 +206,10 @@ class RestoreRun:
                 max_pixels=settings.result_max_pixels,
                 jpeg_quality=settings.jpeg_quality,
             )
+            faithfulness = self._faithfulness.params(  # issue 18: never raises
+                lambda: prepared.jpeg or self._storage.read(prepared.key, max_bytes=2**31),
+                restored.jpeg,
+            )
             key, thumb = restored_key(attempt), thumbnail_key(attempt)
             self._storage.write_jpeg(key, restored.jpeg)
             self._storage.write_jpeg(thumb, restored.thumbnail)
@@ -220,6 +227,7 @@ class RestoreRun:
             "result_bytes": len(restored.jpeg),
             BEFORE_KEY: prepared.key,
             THUMBNAIL_KEY: thumb,
+            **faithfulness,
         }
         # The images stay at their per-attempt keys if this commit fails: a retry overwrites
         # them, the DLQ handler deletes them if every retry fails. Nothing is orphaned.

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     # (a 169 MP PNG of 641 KB would otherwise need 1.3 GB).
     result_max_pixels: int = Field(default=25_000_000, ge=1)
 
+    # --- Faithfulness: does the result still show the same picture and people? -------------
+    # flag: store a drifted result and mark it (params.faithfulness, the API, the event; it
+    # never replaces a faithful selection); off: no check. ("retry", a new seed on drift, is
+    # not built yet: refused here rather than silently flagging.)
+    faithfulness_policy: Literal["flag", "off"] = "flag"
+
     @model_validator(mode="after")
     def _the_model_and_its_guidance_are_documented(self) -> Settings:
         contract = contract_for(self.siliconflow_model)  # UnknownModel is a ValueError

@@ -60,6 +60,7 @@ def test_a_restore_request_ends_with_a_stored_restoration_and_a_ready_photo(
         "result_dimensions",
         "result_bytes",
         "deliveries",
+        "faithfulness",
     }
     assert params["provider"] == "siliconflow"
     assert params["prompt"] == pipeline.settings.restore_prompt

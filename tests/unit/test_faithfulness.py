@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from photo_restore.attempts import FAITHFULNESS, Attempt, replaces_selection
 from photo_restore.faithfulness import faces as faces_module
 from photo_restore.faithfulness.alignment import align, phase_correlation
 from photo_restore.faithfulness.check import FaithfulnessCheck
 from photo_restore.faithfulness.faces import FaceModels, FaceModelsUnavailable, face_models
-from photo_restore.faithfulness.verdicts import Verdict
+from photo_restore.faithfulness.policy import FaithfulnessGate
+from photo_restore.faithfulness.verdicts import Faithfulness, Verdict
+from photo_restore.settings import Settings
 from photo_restore_tools import faithfulness_samples as samples
 
 
@@ -198,3 +203,77 @@ def test_the_labelled_subset_gets_its_verdicts(check: FaithfulnessCheck) -> None
         if (result := check.check(sample.before, sample.after)).verdict.value != sample.expected
     ]
     assert wrong == []
+
+
+# --- The policy and the selection rule --------------------------------------------------------
+
+
+def judged(verdict: Verdict) -> Faithfulness:
+    return Faithfulness(verdict, f"it is {verdict.value}", 1.0)
+
+
+def test_the_flag_policy_records_the_check_in_the_attempts_params() -> None:
+    seen: list[tuple[bytes, bytes]] = []
+
+    def check(before: bytes, after: bytes) -> Faithfulness:
+        seen.append((before, after))
+        return judged(Verdict.DRIFTED)
+
+    gate = FaithfulnessGate("flag", check=check)
+    params = gate.params(lambda: b"before", b"after")
+    assert seen == [(b"before", b"after")]
+    assert params[FAITHFULNESS]["verdict"] == "drifted"
+
+
+def test_a_policy_that_is_not_built_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="faithfulness_policy"):
+        Settings(faithfulness_policy="retry")
+
+
+def test_the_off_policy_never_reads_the_before_image() -> None:
+    def unread() -> bytes:
+        raise AssertionError("read")
+
+    assert (
+        FaithfulnessGate("off", check=lambda b, a: judged(Verdict.FAITHFUL)).params(
+            unread, b"after"
+        )
+        == {}
+    )
+
+
+def test_a_before_image_that_cannot_be_read_leaves_the_result_unchecked() -> None:
+    def unreadable() -> bytes:
+        raise OSError("S3 is down")
+
+    gate = FaithfulnessGate("flag", check=lambda b, a: judged(Verdict.FAITHFUL))
+    record = gate.params(unreadable, b"after")[FAITHFULNESS]
+    assert record["verdict"] == "unchecked"
+    assert "could not be read: OSError" in record["reason"]
+
+
+def attempt_with(verdict: str | None) -> Attempt:
+    params = {FAITHFULNESS: {"verdict": verdict}} if verdict else {}
+    return Attempt(uuid.uuid4(), uuid.uuid4(), "restored/x.jpg", "m", params, datetime.now(UTC))
+
+
+@pytest.mark.parametrize(
+    ("new", "selected", "replaces"),
+    [
+        ("drifted", "faithful", False),
+        ("drifted", "drifted", True),
+        ("drifted", None, True),  # a restoration from before the check
+        ("faithful", "faithful", True),
+        ("unchecked", "faithful", True),
+        (None, "faithful", True),
+    ],
+)
+def test_a_drifted_result_never_displaces_a_faithful_selection(
+    new: str | None, selected: str | None, replaces: bool
+) -> None:
+    params = {FAITHFULNESS: {"verdict": new}} if new else {}
+    assert replaces_selection(params, lambda: attempt_with(selected)) is replaces
+
+
+def test_without_a_selection_any_result_becomes_it() -> None:
+    assert replaces_selection({FAITHFULNESS: {"verdict": "drifted"}}, lambda: None)

@@ -53,6 +53,8 @@ BehaviourKind = Literal[
     "empty_images",
     "result_url",
     "not_an_image_result",
+    "zoomed",
+    "face_replaced",
 ]
 
 
@@ -68,6 +70,7 @@ class Behaviour:
     url: str | None = None
 
     code: int | None = None
+    zoom: tuple[float, float, float] = (1.0, 0.0, 0.0)  # scale, dx, dy (fractions of the frame)
 
     @classmethod
     def rate_limited(
@@ -131,6 +134,19 @@ class Behaviour:
     def not_an_image_result(cls) -> Behaviour:
         """Succeed, but serve bytes that are not an image at the result URL."""
         return cls(kind="not_an_image_result")
+
+    @classmethod
+    def zoomed(cls, scale: float = 1.025, dx: float = -0.012, dy: float = 0.008) -> Behaviour:
+        """Succeed with the result zoomed and shifted, as Qwen-Image-Edit-2509 does by a few
+        percent (dx, dy: fractions of the frame)."""
+        return cls(kind="zoomed", zoom=(scale, dx, dy))
+
+    @classmethod
+    def face_replaced(cls) -> Behaviour:
+        """Succeed with the largest face of the result replaced by Grace Hopper's, blended in:
+        a generative edit that changed who is in the photo (dev dependencies: dlib,
+        matplotlib's sample photo)."""
+        return cls(kind="face_replaced")
 
 
 _DEFAULT_MESSAGES = {
@@ -415,6 +431,22 @@ def restore_image(data: bytes) -> bytes:
     return out.getvalue()
 
 
+def _drifted(restored: bytes, behaviour: Behaviour | None) -> bytes:
+    """The result as a zooming or face-replacing behaviour changes it."""
+    if behaviour is None or behaviour.kind not in ("zoomed", "face_replaced"):
+        return restored
+    from photo_restore_tools import faithfulness_samples as samples
+
+    with Image.open(io.BytesIO(restored)) as opened:
+        image = opened.convert("RGB")
+    if behaviour.kind == "zoomed":
+        return samples.jpeg(samples.zoomed(image, *behaviour.zoom))
+    if not samples.face_boxes(image):
+        logger.warning("stand-in: no face to replace in this result; sent unchanged")
+        return restored
+    return samples.jpeg(samples.replace_face(image, samples.photo("grace_hopper")))
+
+
 def _neutral_balance(image: Image.Image) -> Image.Image:
     # Grey-world balance, halfway only, so the change is visible but not garish.
     means = [sum(i * n for i, n in enumerate(h)) / max(1, sum(h)) for h in _channel_hists(image)]
@@ -579,7 +611,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             request = _validate(body)
             started = time.monotonic()
-            restored = restore_image(_load_input(request["image"]))
+            restored = _drifted(restore_image(_load_input(request["image"])), behaviour)
         except _BadRequest as exc:
             self._send_error(400, str(exc), exc.code)
             return
