@@ -229,7 +229,13 @@ def test_only_the_worker_gets_the_imaging_layer(template: dict[str, Any]) -> Non
     shared = ["CoreLayer", "DomainLayer", "DatabaseCaLayer"]
     assert function_layers(template) == {
         "ApiFunction": shared,
-        "WorkerFunction": ["CoreLayer", "ImagingLayer", "DomainLayer", "DatabaseCaLayer"],
+        "WorkerFunction": [
+            "CoreLayer",
+            "ImagingLayer",
+            "FacesLayer",
+            "DomainLayer",
+            "DatabaseCaLayer",
+        ],
         "DlqFunction": shared,
         "SweeperFunction": shared,
     }
@@ -431,7 +437,9 @@ def test_each_function_role_grants_exactly_what_its_handler_needs(
     worker_objects = {
         (action, RESTORED) for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
     }
-    [publish] = {grant for grant in inline_grants(translated, "ApiFunction") if "events:" in grant[0]}
+    [publish] = {
+        grant for grant in inline_grants(translated, "ApiFunction") if "events:" in grant[0]
+    }
     assert publish[0] == "events:PutEvents" and "event-bus/${eventBusName}" in publish[1]
     assert "'Ref': 'EventBusName'" in publish[1]
     assert inline_grants(translated, "ApiFunction") == {
