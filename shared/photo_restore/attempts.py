@@ -29,6 +29,9 @@ ENQUEUED_AT = "enqueued_at"  # its message was sent (recorded for keyed requests
 EVENT_PUBLISHED_AT = "event_published_at"  # its final event reached the bus
 # The faithfulness check of its result (photo_restore.faithfulness): {"verdict", ...}.
 FAITHFULNESS = "faithfulness"
+# FAITHFULNESS_POLICY=retry: every provider call of an attempt that made more than one (each
+# an image paid for): seed, trace id, verdict, and which result was kept.
+FAITHFULNESS_CALLS = "faithfulness_calls"
 FAITHFUL, DRIFTED = "faithful", "drifted"
 # The error code of a canceled attempt (the seed keeps failures in params.error).
 CANCELED_CODE = "canceled"

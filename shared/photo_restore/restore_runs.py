@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import math
 import time
@@ -30,7 +31,7 @@ from photo_restore.photos import Photo
 from photo_restore.preprocess import ImagePreprocessResult
 from photo_restore.queue import Delivery, RestoreMessage, RestoreQueue, retry_delay_seconds
 from photo_restore.repository import Repository
-from photo_restore.result_image import decode_result
+from photo_restore.result_image import RestoredImage, decode_result
 from photo_restore.settings import SQS_MAX_DELAY_SECONDS, Settings
 from photo_restore.siliconflow import SiliconFlowRequest, SiliconFlowResponse
 from photo_restore.storage import (
@@ -206,9 +207,11 @@ class RestoreRun:
                 max_pixels=settings.result_max_pixels,
                 jpeg_quality=settings.jpeg_quality,
             )
-            faithfulness = self._faithfulness.params(  # issue 18: never raises
+            # issue 18: the most faithful result (FAITHFULNESS_POLICY=retry may ask again).
+            (restored, response), faithfulness = self._faithfulness.keep_most_faithful(
                 lambda: prepared.jpeg or self._storage.read(prepared.key, max_bytes=2**31),
-                restored.jpeg,
+                (restored, response),
+                again=lambda seed: self._edit_again(request, seed),
             )
             key, thumb = restored_key(attempt), thumbnail_key(attempt)
             self._storage.write_jpeg(key, restored.jpeg)
@@ -254,6 +257,20 @@ class RestoreRun:
         # After the commit: if the bus refuses, this raises and the redelivery publishes it.
         self._announcer.announce(attempt.id)
         return self._report(RunOutcome.SUCCEEDED, attempt, s3_key=key, **measured)
+
+    def _edit_again(
+        self, request: SiliconFlowRequest, seed: int
+    ) -> tuple[RestoredImage, SiliconFlowResponse]:
+        """FAITHFULNESS_POLICY=retry: the same edit with another seed (another image paid for)."""
+        edit = dataclasses.replace(request.edit, seed=seed)
+        response = self._editor.edit_image(dataclasses.replace(request, edit=edit))
+        settings = self._settings
+        restored = decode_result(
+            self._fetch_result(response.image_url),
+            max_pixels=settings.result_max_pixels,
+            jpeg_quality=settings.jpeg_quality,
+        )
+        return restored, response
 
     def _pace(
         self, message: RestoreMessage, attempt: Attempt, prepared: PreparedInput

@@ -108,3 +108,23 @@ def test_with_the_policy_off_nothing_is_checked(pipeline: Pipeline) -> None:
     assert "faithfulness" not in params
     status, view = pipeline.call_api("GET", f"/photos/{photo.id}", photo.owner_id)
     assert (status, view["latest_attempt"]["faithfulness"]) == (200, None)
+
+
+def test_retry_asks_again_after_a_replaced_face_and_keeps_the_faithful_result(
+    pipeline: Pipeline, resources: LocalResources
+) -> None:
+    pipeline.reload_worker(faithfulness_policy="retry", worker_timeout_seconds=600)
+    photo = pipeline.add_photo(portrait())
+    attempt = pipeline.attempt(restore(pipeline, photo, Behaviour.face_replaced()))
+
+    assert attempt.params["faithfulness"]["verdict"] == "faithful"
+    calls = attempt.params["faithfulness_calls"]
+    assert [(c["verdict"], c["kept"]) for c in calls] == [("drifted", False), ("faithful", True)]
+    first, second = pipeline.standin.requests  # each call costs an image: both recorded
+    assert "seed" not in first and second["seed"] == calls[1]["requested_seed"]
+    assert (attempt.params["seed"], attempt.params["provider_trace_id"]) == (
+        calls[1]["seed"],
+        calls[1]["provider_trace_id"],
+    )
+    [event] = pipeline.published_events(resources.events_queue_url)
+    assert event["detail"]["verdict"] == "faithful"

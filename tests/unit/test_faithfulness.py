@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,14 +12,17 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from photo_restore.attempts import FAITHFULNESS, Attempt, replaces_selection
+from photo_restore.attempts import FAITHFULNESS, FAITHFULNESS_CALLS, Attempt, replaces_selection
+from photo_restore.errors import ProviderContentRefused
 from photo_restore.faithfulness import faces as faces_module
 from photo_restore.faithfulness.alignment import align, phase_correlation
 from photo_restore.faithfulness.check import FaithfulnessCheck
 from photo_restore.faithfulness.faces import FaceModels, FaceModelsUnavailable, face_models
-from photo_restore.faithfulness.policy import FaithfulnessGate
+from photo_restore.faithfulness.policy import Candidate, FaithfulnessGate
 from photo_restore.faithfulness.verdicts import Faithfulness, Verdict
+from photo_restore.result_image import RestoredImage
 from photo_restore.settings import Settings
+from photo_restore.siliconflow import SiliconFlowResponse
 from photo_restore_tools import faithfulness_samples as samples
 
 
@@ -208,48 +211,111 @@ def test_the_labelled_subset_gets_its_verdicts(check: FaithfulnessCheck) -> None
 # --- The policy and the selection rule --------------------------------------------------------
 
 
-def judged(verdict: Verdict) -> Faithfulness:
-    return Faithfulness(verdict, f"it is {verdict.value}", 1.0)
+def candidate(name: str) -> Candidate:
+    restored = RestoredImage(name.encode(), 1, 1, "JPEG", b"")
+    return restored, SiliconFlowResponse(f"https://x/{name}", 1.0, 7, f"trace-{name}")
 
 
-def test_the_flag_policy_records_the_check_in_the_attempts_params() -> None:
-    seen: list[tuple[bytes, bytes]] = []
+def scripted(
+    verdicts: dict[bytes, tuple[Verdict, float]],
+) -> Callable[[bytes, bytes], Faithfulness]:
+    """A check answering each result (by its bytes) with a verdict and a face distance."""
 
     def check(before: bytes, after: bytes) -> Faithfulness:
-        seen.append((before, after))
-        return judged(Verdict.DRIFTED)
+        assert before == b"before"
+        verdict, distance = verdicts[after]
+        return Faithfulness(verdict, verdict.value, 1.0, max_face_distance=distance)
 
-    gate = FaithfulnessGate("flag", check=check)
-    params = gate.params(lambda: b"before", b"after")
-    assert seen == [(b"before", b"after")]
+    return check
+
+
+def calling(*names: str) -> tuple[list[int], Callable[[int], Candidate]]:
+    seeds: list[int] = []
+    results = iter(names)
+
+    def again(seed: int) -> Candidate:
+        seeds.append(seed)
+        return candidate(next(results))
+
+    return seeds, again
+
+
+DRIFTED_1 = (Verdict.DRIFTED, 0.9)
+DRIFTED_2 = (Verdict.DRIFTED, 0.7)
+FAITHFUL = (Verdict.FAITHFUL, 0.2)
+
+
+def test_the_flag_policy_records_a_drifted_result_and_never_asks_again() -> None:
+    gate = FaithfulnessGate("flag", check=scripted({b"first": DRIFTED_1}))
+    seeds, again = calling()
+    kept, params = gate.keep_most_faithful(lambda: b"before", candidate("first"), again)
+    assert kept == candidate("first") and seeds == []
     assert params[FAITHFULNESS]["verdict"] == "drifted"
+    assert FAITHFULNESS_CALLS not in params
 
 
-def test_a_policy_that_is_not_built_is_refused_at_start() -> None:
-    with pytest.raises(ValueError, match="faithfulness_policy"):
+def test_retry_asks_again_with_a_new_seed_until_faithful_and_records_each_call() -> None:
+    check = scripted({b"first": DRIFTED_1, b"second": FAITHFUL, b"third": FAITHFUL})
+    gate = FaithfulnessGate("retry", max_extra_calls=2, check=check, seeds=lambda: 42)
+    seeds, again = calling("second", "third")
+    kept, params = gate.keep_most_faithful(lambda: b"before", candidate("first"), again)
+    assert kept == candidate("second")
+    assert seeds == [42]  # faithful at the first extra call: no more paid for
+    assert params[FAITHFULNESS]["verdict"] == "faithful"
+    calls = params[FAITHFULNESS_CALLS]
+    assert [(c["provider_trace_id"], c["verdict"], c["kept"]) for c in calls] == [
+        ("trace-first", "drifted", False),
+        ("trace-second", "faithful", True),
+    ]
+    assert calls[1]["requested_seed"] == 42
+
+
+def test_retry_keeps_the_least_drifted_when_every_call_drifts() -> None:
+    check = scripted({b"first": DRIFTED_1, b"second": DRIFTED_2, b"third": DRIFTED_1})
+    gate = FaithfulnessGate("retry", max_extra_calls=2, check=check)
+    seeds, again = calling("second", "third")
+    kept, params = gate.keep_most_faithful(lambda: b"before", candidate("first"), again)
+    assert kept == candidate("second") and len(seeds) == 2
+    assert [c["kept"] for c in params[FAITHFULNESS_CALLS]] == [False, True, False]
+
+
+def test_a_failed_extra_call_keeps_the_first_result() -> None:
+    gate = FaithfulnessGate("retry", max_extra_calls=2, check=scripted({b"first": DRIFTED_1}))
+
+    def refused(seed: int) -> Candidate:
+        raise ProviderContentRefused("refused")
+
+    kept, params = gate.keep_most_faithful(lambda: b"before", candidate("first"), refused)
+    assert kept == candidate("first")
+    calls = params[FAITHFULNESS_CALLS]
+    assert calls[1]["error_code"] == ProviderContentRefused.code and len(calls) == 2
+
+
+def test_retry_needs_a_worker_timeout_that_fits_the_extra_calls() -> None:
+    with pytest.raises(ValueError, match="FAITHFULNESS_POLICY=retry: raise it"):
         Settings(faithfulness_policy="retry")
+    settings = Settings(faithfulness_policy="retry", worker_timeout_seconds=600)
+    assert settings.faithfulness_extra_calls == 1
+    assert Settings(faithfulness_max_extra_calls=3).faithfulness_extra_calls == 0  # flag
 
 
 def test_the_off_policy_never_reads_the_before_image() -> None:
     def unread() -> bytes:
         raise AssertionError("read")
 
-    assert (
-        FaithfulnessGate("off", check=lambda b, a: judged(Verdict.FAITHFUL)).params(
-            unread, b"after"
-        )
-        == {}
-    )
+    gate = FaithfulnessGate("off", check=scripted({}))
+    first = candidate("first")
+    assert gate.keep_most_faithful(unread, first, calling()[1]) == (first, {})
 
 
 def test_a_before_image_that_cannot_be_read_leaves_the_result_unchecked() -> None:
     def unreadable() -> bytes:
         raise OSError("S3 is down")
 
-    gate = FaithfulnessGate("flag", check=lambda b, a: judged(Verdict.FAITHFUL))
-    record = gate.params(unreadable, b"after")[FAITHFULNESS]
-    assert record["verdict"] == "unchecked"
-    assert "could not be read: OSError" in record["reason"]
+    gate = FaithfulnessGate("flag", check=scripted({}))
+    _, params = gate.keep_most_faithful(unreadable, candidate("first"), calling()[1])
+    assert params[FAITHFULNESS]["verdict"] == "unchecked"
+    assert "could not be read: OSError" in params[FAITHFULNESS]["reason"]
 
 
 def attempt_with(verdict: str | None) -> Attempt:

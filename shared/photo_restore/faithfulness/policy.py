@@ -1,4 +1,4 @@
-"""What the worker does with the check: FAITHFULNESS_POLICY's flag or off, in one place.
+"""What the worker does with the check: FAITHFULNESS_POLICY's flag, retry or off, in one place.
 
 Imports nothing heavy: the check (numpy, Pillow, dlib) is built on the first result it judges.
 """
@@ -6,20 +6,28 @@ Imports nothing heavy: the check (numpy, Pillow, dlib) is built on the first res
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from photo_restore.attempts import FAITHFULNESS
+from photo_restore.attempts import FAITHFULNESS, FAITHFULNESS_CALLS
+from photo_restore.errors import RestoreError
 
 if TYPE_CHECKING:
-    from photo_restore.faithfulness.check import FaithfulnessCheck
     from photo_restore.faithfulness.verdicts import Faithfulness
+    from photo_restore.result_image import RestoredImage
     from photo_restore.settings import Settings
+    from photo_restore.siliconflow import SiliconFlowResponse
+
+# A result as the worker holds it: the decoded image and the provider's answer (a lazy alias:
+# siliconflow imports httpx, which this module must not load).
+type Candidate = tuple[RestoredImage, SiliconFlowResponse]
 
 logger = logging.getLogger(__name__)
 
-Policy = Literal["flag", "off"]
+Policy = Literal["flag", "retry", "off"]
+MAX_SEED = 9_999_999_999  # SiliconFlow's documented seed range is 0..9999999999
 
 
 class FaithfulnessGate:
@@ -27,14 +35,18 @@ class FaithfulnessGate:
         self,
         policy: Policy = "flag",
         *,
+        max_extra_calls: int = 0,
         check: Callable[[bytes, bytes], Faithfulness] | None = None,
+        seeds: Callable[[], int] = lambda: random.randint(0, MAX_SEED),
     ) -> None:
         self.policy = policy
+        self.max_extra_calls = max_extra_calls if policy == "retry" else 0
         self._given = check
+        self._seeds = seeds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FaithfulnessGate:
-        return cls(settings.faithfulness_policy)
+        return cls(settings.faithfulness_policy, max_extra_calls=settings.faithfulness_extra_calls)
 
     @cached_property
     def _check(self) -> Callable[[bytes, bytes], Faithfulness]:
@@ -42,26 +54,75 @@ class FaithfulnessGate:
             return self._given
         from photo_restore.faithfulness.check import FaithfulnessCheck
 
-        checker: FaithfulnessCheck = FaithfulnessCheck()
-        return checker.check
+        return FaithfulnessCheck().check
 
     def judge(self, before: Callable[[], bytes], after: bytes) -> Faithfulness | None:
-        """The check of `after` against the before image (read only when checking); None off."""
+        """The check of `after` against the before image (read only when checking); None off.
+        Never raises: a before image that cannot be read leaves the result unchecked."""
         if self.policy == "off":
             return None
-        return self._check(before(), after)
-
-    def params(self, before: Callable[[], bytes], after: bytes) -> dict[str, Any]:
-        """The attempt's params entry: {"faithfulness": {...}}, or nothing when off. Never
-        raises: a before image that cannot be read leaves the result unchecked."""
         try:
-            judged = self.judge(before, after)
+            before_jpeg = before()
         except Exception as error:  # the storage's errors: the restoration goes on unchecked
             logger.warning("the before image could not be read for the check", exc_info=True)
             from photo_restore.faithfulness.verdicts import unchecked
 
-            judged = unchecked(f"the before image could not be read: {type(error).__name__}", 0)
-        return {FAITHFULNESS: judged.as_params()} if judged else {}
+            return unchecked(f"the before image could not be read: {type(error).__name__}", 0)
+        return self._check(before_jpeg, after)
+
+    def keep_most_faithful(
+        self,
+        before: Callable[[], bytes],
+        first: Candidate,
+        again: Callable[[int], Candidate],
+    ) -> tuple[Candidate, dict[str, Any]]:
+        """The first result, or with `retry` and a drifted verdict, the most faithful of it and
+        up to max_extra_calls more asked for with new seeds (`again`); and the params entries:
+        its faithfulness, and every provider call when there was more than one. A failed extra
+        call ends the retries, never the restoration."""
+        cached: list[bytes] = []
+
+        def before_once() -> bytes:
+            if not cached:
+                cached.append(before())
+            return cached[0]
+
+        judged = self.judge(before_once, first[0].jpeg)
+        if judged is None:
+            return first, {}
+        best, best_judged, kept = first, judged, 0
+        calls = [_call(first, judged)]
+        while best_judged.verdict.value == "drifted" and len(calls) <= self.max_extra_calls:
+            seed = self._seeds()
+            try:
+                candidate = again(seed)
+            except RestoreError as error:  # refused, rate limited, unreadable: keep what we have
+                logger.warning("an extra call for a more faithful result failed: %s", error.code)
+                calls.append({"requested_seed": seed, "error_code": error.code})
+                break
+            judged = self.judge(before_once, candidate[0].jpeg)
+            assert judged is not None  # not off: judged above
+            calls.append({"requested_seed": seed, **_call(candidate, judged)})
+            if judged.rank > best_judged.rank:
+                best, best_judged, kept = candidate, judged, len(calls) - 1
+        params: dict[str, Any] = {FAITHFULNESS: best_judged.as_params()}
+        if len(calls) > 1:
+            params[FAITHFULNESS_CALLS] = [
+                {**call, "kept": index == kept} for index, call in enumerate(calls)
+            ]
+        return best, params
+
+
+def _call(candidate: Candidate, judged: Faithfulness) -> dict[str, Any]:
+    """One provider call as params.faithfulness_calls records it."""
+    response = candidate[1]
+    return {
+        "seed": response.seed,
+        "provider_trace_id": response.trace_id,
+        "inference_time_seconds": response.inference_time,
+        "verdict": judged.verdict.value,
+        "max_face_distance": judged.as_params()["max_face_distance"],
+    }
 
 
 OFF = FaithfulnessGate("off")
