@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections import defaultdict
 
@@ -45,9 +47,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="checks per pair (timings)")
     args = parser.parse_args()
 
-    started = time.perf_counter()
+    # What the first check adds to a cold worker, in a fresh interpreter: the imports (numpy,
+    # dlib) and the models' load.
+    probe = (
+        "import time; t = time.perf_counter(); import photo_restore.faithfulness.check; "
+        "from photo_restore.faithfulness.faces import face_models; i = time.perf_counter(); "
+        "face_models(); print(i - t, time.perf_counter() - i)"
+    )
+    answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    imports_s, load_s = map(float, answer.stdout.split())
+    print(
+        f"first check in a fresh container: imports {imports_s * 1000:.0f} ms, "
+        f"face models loaded in {load_s * 1000:.0f} ms"
+    )
     face_models()
-    print(f"face models loaded in {(time.perf_counter() - started) * 1000:.0f} ms")
     samples = evaluation_set()
     check = FaithfulnessCheck()
     results: list[tuple[Sample, Faithfulness]] = []

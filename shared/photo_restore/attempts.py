@@ -24,6 +24,8 @@ STARTED_AT = "started_at"  # its first delivery started
 FINISHED_AT = "finished_at"  # it was settled: succeeded, failed or canceled
 BEFORE_KEY = "before_key"  # the upright JPEG the model was given, beside the restoration
 THUMBNAIL_KEY = "thumbnail_key"  # the restoration's gallery thumbnail (longest side 512)
+# The before image framed like the restoration (the model zoomed or shifted), for a slider.
+FRAMED_BEFORE_KEY = "framed_before_key"
 IDEMPOTENCY_KEY = "idempotency_key"  # the client's Idempotency-Key of the request that made it
 ENQUEUED_AT = "enqueued_at"  # its message was sent (recorded for keyed requests, for replays)
 EVENT_PUBLISHED_AT = "event_published_at"  # its final event reached the bus
@@ -158,6 +160,10 @@ class Attempt:
     @property
     def thumbnail_key(self) -> str | None:
         return self._key(THUMBNAIL_KEY)
+
+    @property
+    def framed_before_key(self) -> str | None:
+        return self._key(FRAMED_BEFORE_KEY)
 
     def _key(self, name: str) -> str | None:
         value = self.params.get(name)

@@ -291,8 +291,14 @@ class RestoreRequests:
         if photo.status is PhotoStatus.READY and photo.processed_key:
             restored_url = self._presign(photo.processed_key)
         before = after = None
-        if selected is not None:
+        adjusted = None
+        if selected is not None and selected.framed_before_key:
+            # The model zoomed or shifted: the slider's before is framed like the restoration.
+            before = self._image(selected.framed_before_key, selected.result_size)
+            adjusted = "before"
+        elif selected is not None:
             before = self._image(selected.before_key, selected.submitted_size)
+        if selected is not None:
             after = self._image(selected.restored_key, selected.result_size)
         elif photo.processed_key and photo.status is not PhotoStatus.DELETED:
             after = self._image(photo.processed_key, None)  # restored before this service
@@ -306,6 +312,7 @@ class RestoreRequests:
             selected_restore_id=selected.id if selected else None,
             before=before,
             after=after,
+            slider_adjusted=adjusted,
             urls_expire_at=self._urls_expire_at() if has_urls else None,
             estimated_seconds_remaining=self._estimate(latest) if latest else None,
         )

@@ -14,7 +14,14 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from photo_restore.attempts import BEFORE_KEY, FINAL_STATES, THUMBNAIL_KEY, Attempt, Phase
+from photo_restore.attempts import (
+    BEFORE_KEY,
+    FINAL_STATES,
+    FRAMED_BEFORE_KEY,
+    THUMBNAIL_KEY,
+    Attempt,
+    Phase,
+)
 from photo_restore.edit_request import EditRequest
 from photo_restore.errors import (
     AttemptNotVisible,
@@ -38,6 +45,7 @@ from photo_restore.storage import (
     ObjectStorage,
     before_key,
     discard_images_of_unsuccessful_attempt,
+    framed_before_key,
     restored_key,
     thumbnail_key,
 )
@@ -208,14 +216,18 @@ class RestoreRun:
                 jpeg_quality=settings.jpeg_quality,
             )
             # issue 18: the most faithful result (FAITHFULNESS_POLICY=retry may ask again).
-            (restored, response), faithfulness = self._faithfulness.keep_most_faithful(
+            kept = self._faithfulness.keep_most_faithful(
                 lambda: prepared.jpeg or self._storage.read(prepared.key, max_bytes=2**31),
                 (restored, response),
                 again=lambda seed: self._edit_again(request, seed),
             )
+            (restored, response), faithfulness = kept.candidate, kept.params
             key, thumb = restored_key(attempt), thumbnail_key(attempt)
             self._storage.write_jpeg(key, restored.jpeg)
             self._storage.write_jpeg(thumb, restored.thumbnail)
+            if kept.framed_before is not None:  # the slider's before, framed like the result
+                faithfulness[FRAMED_BEFORE_KEY] = framed_before_key(attempt)
+                self._storage.write_jpeg(faithfulness[FRAMED_BEFORE_KEY], kept.framed_before)
         except RestoreError as error:
             error.trace_id = error.trace_id or response.trace_id
             raise

@@ -100,6 +100,12 @@ class PhotoView(BaseModel):
         None, description="The upright JPEG the model saw for the selected restoration"
     )
     after: ImageView | None = Field(None, description="The selected restoration")
+    slider_adjusted: Literal["before"] | None = Field(
+        None,
+        description="Which image of the before/after pair was scaled and cropped to the "
+        "other's framing: 'before' when the model zoomed or shifted the frame (the "
+        "restoration is always as the model made it); null when neither was",
+    )
     urls_expire_at: datetime | None = Field(None, description="When the URLs above stop working")
     estimated_seconds_remaining: int | None = Field(
         None, description="For a running attempt, from the median of recent inference times"

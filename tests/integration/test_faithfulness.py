@@ -3,10 +3,13 @@ views of the API and in the event, and a drifted result never displaces a faithf
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 
+import httpx
 import pytest
+from PIL import Image
 
 from photo_restore_tools import faithfulness_samples as samples
 from photo_restore_tools.local.photos import StoredPhoto
@@ -16,6 +19,11 @@ from tests.helpers.images import old_photo
 from tests.helpers.pipeline import Pipeline
 
 pytestmark = pytest.mark.database  # runs direct and through PgBouncer (tests/conftest.py)
+
+
+def fetch_size(url: str) -> tuple[int, int]:
+    with Image.open(io.BytesIO(httpx.get(url, timeout=10).content)) as image:
+        return image.size
 
 
 def portrait() -> bytes:
@@ -46,6 +54,7 @@ def test_a_restoration_records_its_faithfulness_in_params_the_api_and_the_event(
     assert listing["restores"][0]["faithfulness"] == recorded
     [event] = pipeline.published_events(resources.events_queue_url)
     assert event["detail"]["verdict"] == "faithful"
+    assert view["slider_adjusted"] is None  # the stand-in kept the frame: nothing to adjust
 
 
 def test_a_result_zoomed_and_shifted_like_2509s_is_aligned_and_faithful(
@@ -57,6 +66,16 @@ def test_a_result_zoomed_and_shifted_like_2509s_is_aligned_and_faithful(
     assert recorded["verdict"] == "faithful", recorded["reason"]
     assert recorded["alignment"]["scale"] == pytest.approx(1.025, abs=0.006)
     assert recorded["alignment"]["dx"] == pytest.approx(-0.012, abs=0.006)
+
+    # The slider's before is framed like the result; the restoration stays as the model made it.
+    attempt = pipeline.attempt(attempt_id)
+    assert attempt.framed_before_key
+    status, view = pipeline.call_api("GET", f"/photos/{photo.id}", photo.owner_id)
+    assert (status, view["slider_adjusted"]) == (200, "before")
+    width, height = attempt.params["result_dimensions"]
+    assert (view["before"]["width"], view["before"]["height"]) == (width, height)
+    assert fetch_size(view["before"]["url"]) == fetch_size(view["after"]["url"]) == (width, height)
+    assert pipeline.restored_keys(photo.id) == pipeline.keys_of(attempt)
 
 
 def test_a_replaced_face_is_flagged_and_never_displaces_the_faithful_selection(

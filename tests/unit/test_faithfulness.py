@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from photo_restore.faithfulness import faces as faces_module
 from photo_restore.faithfulness.alignment import align, phase_correlation
 from photo_restore.faithfulness.check import FaithfulnessCheck
 from photo_restore.faithfulness.faces import FaceModels, FaceModelsUnavailable, face_models
-from photo_restore.faithfulness.policy import Candidate, FaithfulnessGate
+from photo_restore.faithfulness.policy import Candidate, FaithfulnessGate, Kept
 from photo_restore.faithfulness.verdicts import Faithfulness, Verdict
 from photo_restore.result_image import RestoredImage
 from photo_restore.settings import Settings
@@ -240,6 +241,11 @@ def calling(*names: str) -> tuple[list[int], Callable[[int], Candidate]]:
     return seeds, again
 
 
+def unpacked(kept: Kept) -> tuple[Candidate, dict[str, Any]]:
+    assert kept.framed_before is None  # the scripted checks report no alignment
+    return kept.candidate, kept.params
+
+
 DRIFTED_1 = (Verdict.DRIFTED, 0.9)
 DRIFTED_2 = (Verdict.DRIFTED, 0.7)
 FAITHFUL = (Verdict.FAITHFUL, 0.2)
@@ -248,7 +254,7 @@ FAITHFUL = (Verdict.FAITHFUL, 0.2)
 def test_the_flag_policy_records_a_drifted_result_and_never_asks_again() -> None:
     gate = FaithfulnessGate("flag", check=scripted({b"first": DRIFTED_1}))
     seeds, again = calling()
-    kept, params = gate.keep_most_faithful(lambda: b"before", candidate("first"), again)
+    kept, params = unpacked(gate.keep_most_faithful(lambda: b"before", candidate("first"), again))
     assert kept == candidate("first") and seeds == []
     assert params[FAITHFULNESS]["verdict"] == "drifted"
     assert FAITHFULNESS_CALLS not in params
@@ -258,7 +264,7 @@ def test_retry_asks_again_with_a_new_seed_until_faithful_and_records_each_call()
     check = scripted({b"first": DRIFTED_1, b"second": FAITHFUL, b"third": FAITHFUL})
     gate = FaithfulnessGate("retry", max_extra_calls=2, check=check, seeds=lambda: 42)
     seeds, again = calling("second", "third")
-    kept, params = gate.keep_most_faithful(lambda: b"before", candidate("first"), again)
+    kept, params = unpacked(gate.keep_most_faithful(lambda: b"before", candidate("first"), again))
     assert kept == candidate("second")
     assert seeds == [42]  # faithful at the first extra call: no more paid for
     assert params[FAITHFULNESS]["verdict"] == "faithful"
@@ -274,7 +280,7 @@ def test_retry_keeps_the_least_drifted_when_every_call_drifts() -> None:
     check = scripted({b"first": DRIFTED_1, b"second": DRIFTED_2, b"third": DRIFTED_1})
     gate = FaithfulnessGate("retry", max_extra_calls=2, check=check)
     seeds, again = calling("second", "third")
-    kept, params = gate.keep_most_faithful(lambda: b"before", candidate("first"), again)
+    kept, params = unpacked(gate.keep_most_faithful(lambda: b"before", candidate("first"), again))
     assert kept == candidate("second") and len(seeds) == 2
     assert [c["kept"] for c in params[FAITHFULNESS_CALLS]] == [False, True, False]
 
@@ -285,7 +291,7 @@ def test_a_failed_extra_call_keeps_the_first_result() -> None:
     def refused(seed: int) -> Candidate:
         raise ProviderContentRefused("refused")
 
-    kept, params = gate.keep_most_faithful(lambda: b"before", candidate("first"), refused)
+    kept, params = unpacked(gate.keep_most_faithful(lambda: b"before", candidate("first"), refused))
     assert kept == candidate("first")
     calls = params[FAITHFULNESS_CALLS]
     assert calls[1]["error_code"] == ProviderContentRefused.code and len(calls) == 2
@@ -305,7 +311,7 @@ def test_the_off_policy_never_reads_the_before_image() -> None:
 
     gate = FaithfulnessGate("off", check=scripted({}))
     first = candidate("first")
-    assert gate.keep_most_faithful(unread, first, calling()[1]) == (first, {})
+    assert gate.keep_most_faithful(unread, first, calling()[1]) == Kept(first, {})
 
 
 def test_a_before_image_that_cannot_be_read_leaves_the_result_unchecked() -> None:
@@ -313,7 +319,7 @@ def test_a_before_image_that_cannot_be_read_leaves_the_result_unchecked() -> Non
         raise OSError("S3 is down")
 
     gate = FaithfulnessGate("flag", check=scripted({}))
-    _, params = gate.keep_most_faithful(unreadable, candidate("first"), calling()[1])
+    _, params = unpacked(gate.keep_most_faithful(unreadable, candidate("first"), calling()[1]))
     assert params[FAITHFULNESS]["verdict"] == "unchecked"
     assert "could not be read: OSError" in params[FAITHFULNESS]["reason"]
 
@@ -343,3 +349,30 @@ def test_a_drifted_result_never_displaces_a_faithful_selection(
 
 def test_without_a_selection_any_result_becomes_it() -> None:
     assert replaces_selection({FAITHFULNESS: {"verdict": "drifted"}}, lambda: None)
+
+
+def test_the_slider_before_is_framed_like_a_zoomed_result(astronaut: Image.Image) -> None:
+    after = samples.zoomed(astronaut, 1.03, -0.015, 0.01)
+    gate = FaithfulnessGate("flag")
+    restored = RestoredImage(jpeg(after), after.width, after.height, "JPEG", b"")
+    response = SiliconFlowResponse("https://x/r", 1.0, 7, "t")
+    kept = gate.keep_most_faithful(lambda: jpeg(astronaut), (restored, response), calling()[1])
+    assert kept.framed_before is not None
+    framed = Image.open(io.BytesIO(kept.framed_before))
+    assert framed.size == after.size
+
+    # Framed like the result: the two now differ far less than before and result did.
+    def difference(a: Image.Image, b: Image.Image) -> float:
+        small = (128, 128)
+        grey = [np.asarray(i.convert("L").resize(small), dtype=np.float32) for i in (a, b)]
+        return float(np.abs(grey[0] - grey[1]).mean())
+
+    assert difference(framed, after) < 0.5 * difference(astronaut.resize(after.size), after)
+
+
+def test_an_unmoved_result_gets_no_framed_before(astronaut: Image.Image) -> None:
+    gate = FaithfulnessGate("flag")
+    restored = RestoredImage(jpeg(astronaut), astronaut.width, astronaut.height, "JPEG", b"")
+    response = SiliconFlowResponse("https://x/r", 1.0, 7, "t")
+    kept = gate.keep_most_faithful(lambda: jpeg(astronaut), (restored, response), calling()[1])
+    assert kept.framed_before is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,7 +39,9 @@ class FaithfulnessGate:
         max_extra_calls: int = 0,
         check: Callable[[bytes, bytes], Faithfulness] | None = None,
         seeds: Callable[[], int] = lambda: random.randint(0, MAX_SEED),
+        jpeg_quality: int = 90,
     ) -> None:
+        self._jpeg_quality = jpeg_quality
         self.policy = policy
         self.max_extra_calls = max_extra_calls if policy == "retry" else 0
         self._given = check
@@ -46,7 +49,11 @@ class FaithfulnessGate:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FaithfulnessGate:
-        return cls(settings.faithfulness_policy, max_extra_calls=settings.faithfulness_extra_calls)
+        return cls(
+            settings.faithfulness_policy,
+            max_extra_calls=settings.faithfulness_extra_calls,
+            jpeg_quality=settings.jpeg_quality,
+        )
 
     @cached_property
     def _check(self) -> Callable[[bytes, bytes], Faithfulness]:
@@ -75,11 +82,12 @@ class FaithfulnessGate:
         before: Callable[[], bytes],
         first: Candidate,
         again: Callable[[int], Candidate],
-    ) -> tuple[Candidate, dict[str, Any]]:
+    ) -> Kept:
         """The first result, or with `retry` and a drifted verdict, the most faithful of it and
-        up to max_extra_calls more asked for with new seeds (`again`); and the params entries:
-        its faithfulness, and every provider call when there was more than one. A failed extra
-        call ends the retries, never the restoration."""
+        up to max_extra_calls more asked for with new seeds (`again`); the params entries: its
+        faithfulness, and every provider call when there was more than one; and the before
+        image framed like it for a slider, when the model moved the frame. A failed extra call
+        ends the retries, never the restoration."""
         cached: list[bytes] = []
 
         def before_once() -> bytes:
@@ -89,7 +97,7 @@ class FaithfulnessGate:
 
         judged = self.judge(before_once, first[0].jpeg)
         if judged is None:
-            return first, {}
+            return Kept(first, {})
         best, best_judged, kept = first, judged, 0
         calls = [_call(first, judged)]
         while best_judged.verdict.value == "drifted" and len(calls) <= self.max_extra_calls:
@@ -110,7 +118,32 @@ class FaithfulnessGate:
             params[FAITHFULNESS_CALLS] = [
                 {**call, "kept": index == kept} for index, call in enumerate(calls)
             ]
-        return best, params
+        return Kept(best, params, self._framed(before_once, best[0], best_judged))
+
+    def _framed(
+        self, before: Callable[[], bytes], restored: RestoredImage, judged: Faithfulness
+    ) -> bytes | None:
+        """Before framed like the result, for a slider; None when no adjustment shows (or it
+        could not be made: the slider then shows before as it was)."""
+        from photo_restore.faithfulness import framing
+
+        if judged.alignment is None or not framing.needs_framing(judged.alignment):
+            return None
+        try:
+            size = (restored.width, restored.height)
+            return framing.framed_before(
+                before(), judged.alignment, size, jpeg_quality=self._jpeg_quality
+            )
+        except Exception:  # Pillow's many errors: the restoration goes on without it
+            logger.warning("could not frame the before image like the result", exc_info=True)
+            return None
+
+
+@dataclass(frozen=True)
+class Kept:
+    candidate: Candidate
+    params: dict[str, Any]  # the attempt's params entries
+    framed_before: bytes | None = None  # JPEG at the result's size and framing
 
 
 def _call(candidate: Candidate, judged: Faithfulness) -> dict[str, Any]:
