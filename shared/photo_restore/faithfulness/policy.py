@@ -104,9 +104,10 @@ class FaithfulnessGate:
             seed = self._seeds()
             try:
                 candidate = again(seed)
-            except RestoreError as error:  # refused, rate limited, unreadable: keep what we have
-                logger.warning("an extra call for a more faithful result failed: %s", error.code)
-                calls.append({"requested_seed": seed, "error_code": error.code})
+            except Exception as error:  # refused, rate limited, unreadable: keep what we have
+                code = error.code if isinstance(error, RestoreError) else type(error).__name__
+                logger.warning("an extra call for a more faithful result failed: %s", code)
+                calls.append({"requested_seed": seed, "error_code": code})
                 break
             judged = self.judge(before_once, candidate[0].jpeg)
             assert judged is not None  # not off: judged above
