@@ -376,3 +376,26 @@ def test_an_unmoved_result_gets_no_framed_before(astronaut: Image.Image) -> None
     response = SiliconFlowResponse("https://x/r", 1.0, 7, "t")
     kept = gate.keep_most_faithful(lambda: jpeg(astronaut), (restored, response), calling()[1])
     assert kept.framed_before is None
+
+
+def test_a_face_filling_the_frame_is_compared(
+    check: FaithfulnessCheck, astronaut: Image.Image
+) -> None:
+    left, top, right, bottom = samples.face_boxes(astronaut)[0]
+    margin = (right - left) // 3
+    close_up = astronaut.crop((left - margin, top - margin, right + margin, bottom + margin))
+    close_up = close_up.resize((1024, 1024), Image.Resampling.LANCZOS)
+    same = check.check(jpeg(close_up), jpeg(samples.restored(close_up)))
+    assert (same.verdict, same.faces_matched) == (Verdict.FAITHFUL, 1)
+    swapped = samples.different(close_up, samples.photo("grace_hopper"))
+    assert check.check(jpeg(close_up), jpeg(swapped)).verdict is Verdict.DRIFTED
+
+
+def test_a_face_too_small_to_detect_leaves_structure_alone(
+    check: FaithfulnessCheck, astronaut: Image.Image
+) -> None:
+    crowd = Image.new("RGB", (2048, 2048), (120, 110, 100))
+    crowd.paste(astronaut.resize((128, 128)), (900, 900))  # its face: ~30 px at 1024
+    result = check.check(jpeg(crowd), jpeg(crowd))
+    assert (result.verdict, result.faces_before) == (Verdict.FAITHFUL, 0)
+    assert "structure alone" in result.reason
