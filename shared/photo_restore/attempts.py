@@ -5,7 +5,7 @@ that knows that encoding; the repository writes it, everything else reads `Attem
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -25,11 +25,19 @@ FINISHED_AT = "finished_at"  # it was settled: succeeded, failed or canceled
 BEFORE_KEY = "before_key"  # the upright JPEG the model was given, beside the restoration
 THUMBNAIL_KEY = "thumbnail_key"  # the restoration's gallery thumbnail (longest side 512)
 PROVENANCE = "provenance"  # what the restoration and thumbnail carry (Provenance.record)
+# The before image framed like the restoration (the model zoomed or shifted), for a slider.
+FRAMED_BEFORE_KEY = "framed_before_key"
 IDEMPOTENCY_KEY = "idempotency_key"  # the client's Idempotency-Key of the request that made it
 ENQUEUED_AT = "enqueued_at"  # its message was sent (recorded for keyed requests, for replays)
 EVENT_PUBLISHED_AT = "event_published_at"  # its final event reached the bus
 PROVIDER_CALLS = "provider_calls"  # calls made to the image provider for it (each may be billed)
 PROVIDER_ANSWER = "provider_answer"  # the provider's answer, kept until its result is stored
+# The faithfulness check of its result (photo_restore.faithfulness): {"verdict", ...}.
+FAITHFULNESS = "faithfulness"
+# FAITHFULNESS_POLICY=retry: every provider call of an attempt that made more than one (each
+# an image paid for): seed, trace id, verdict, and which result was kept.
+FAITHFULNESS_CALLS = "faithfulness_calls"
+FAITHFUL, DRIFTED = "faithful", "drifted"
 # The error code of a canceled attempt (the seed keeps failures in params.error).
 CANCELED_CODE = "canceled"
 
@@ -218,6 +226,10 @@ class Attempt:
     def thumbnail_key(self) -> str | None:
         return self._key(THUMBNAIL_KEY)
 
+    @property
+    def framed_before_key(self) -> str | None:
+        return self._key(FRAMED_BEFORE_KEY)
+
     def _key(self, name: str) -> str | None:
         value = self.params.get(name)
         return value if self.state is AttemptState.SUCCEEDED and isinstance(value, str) else None
@@ -277,6 +289,15 @@ class Attempt:
         return ProviderAnswer.from_params(self.params.get(PROVIDER_ANSWER))
 
     @property
+    def faithfulness(self) -> Mapping[str, Any] | None:
+        value = self.params.get(FAITHFULNESS)
+        return value if isinstance(value, Mapping) else None
+
+    @property
+    def faithfulness_verdict(self) -> str | None:
+        return faithfulness_verdict(self.params)
+
+    @property
     def idempotency_key(self) -> str | None:
         value = self.params.get(IDEMPOTENCY_KEY)
         return value if isinstance(value, str) else None
@@ -288,6 +309,23 @@ class Attempt:
     @property
     def event_published(self) -> bool:
         return self.params.get(EVENT_PUBLISHED_AT) is not None
+
+
+def faithfulness_verdict(params: Mapping[str, Any]) -> str | None:
+    record = params.get(FAITHFULNESS)
+    verdict = record.get("verdict") if isinstance(record, Mapping) else None
+    return verdict if isinstance(verdict, str) else None
+
+
+def replaces_selection(
+    new_params: Mapping[str, Any], selected: Callable[[], Attempt | None]
+) -> bool:
+    """Whether a new restoration becomes the photo's selection: always, except a drifted one
+    over a faithful one (the user can still select it). `selected` is asked only then."""
+    if faithfulness_verdict(new_params) != DRIFTED:
+        return True
+    current = selected()
+    return current is None or current.faithfulness_verdict != FAITHFUL
 
 
 def _size(value: object) -> tuple[int, int] | None:

@@ -60,6 +60,8 @@ class RestoreEvent:
                 "owner_id": owner_id,
                 "outcome": attempt.state.value,
                 "error_code": error.get("code") if error else None,
+                # The faithfulness check's verdict of a succeeded attempt's result, when checked.
+                "verdict": attempt.faithfulness_verdict,
                 "result_keys": {
                     "restored": attempt.restored_key,
                     "thumbnail": attempt.thumbnail_key,

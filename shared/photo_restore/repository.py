@@ -54,6 +54,7 @@ from photo_restore.attempts import (
     Attempt,
     AttemptState,
     Phase,
+    replaces_selection,
 )
 from photo_restore.errors import NOT_USER_CAUSED_CODES, DependencyUnavailable
 from photo_restore.models import jobs, photos, provider_pacing, restore_attempts
@@ -641,13 +642,15 @@ class SqlTransaction:
         s3_key: str,
         params: Mapping[str, Any],
     ) -> bool:
-        """pending -> succeeded and the photo ready with it selected; False when not in flight."""
+        """pending -> succeeded and the photo ready with it selected (unless it drifted from
+        its photo and a faithful one is selected); False when not in flight."""
+        selects = replaces_selection(params, lambda: self._selected_attempt(photo_id))
         photo = self.change_photo_status(
             photo_id,
             sources=[PhotoStatus.PROCESSING],
             target=PhotoStatus.READY,
             conditions=[_is_in_flight(attempt_id)],
-            values={"processed_key": s3_key},
+            values={"processed_key": s3_key} if selects else {},
         )
         if photo is None:
             return False
@@ -659,7 +662,8 @@ class SqlTransaction:
             drop_keys=[LAST_TRANSIENT_ERROR, WAITING_FOR_CAPACITY],
             stamps=[FINISHED_AT],
         )
-        self._select(photo_id, attempt_id, params.get(THUMBNAIL_KEY))
+        if selects:
+            self._select(photo_id, attempt_id, params.get(THUMBNAIL_KEY))
         return True
 
     def fail_attempt(
@@ -760,6 +764,10 @@ class SqlTransaction:
             _newest_attempt_id_of(photos.c.id).is_(None),
         ]
         return self.revert_failed_restore(photo_id, conditions=conditions) is not None
+
+    def _selected_attempt(self, photo_id: uuid.UUID) -> Attempt | None:
+        selected = self.selected_restore_id(photo_id)
+        return self.attempt(selected) if selected else None
 
     def select_restore(self, attempt: Attempt) -> None:
         """Make a succeeded attempt the photo's restoration (its image and thumbnail)."""

@@ -51,6 +51,7 @@ from photo_restore.views import (
     AttemptList,
     AttemptView,
     ImageProvenance,
+    FaithfulnessView,
     ImageView,
     PhotoView,
     RestoreAccepted,
@@ -322,8 +323,14 @@ class RestoreRequests:
         if photo.status is PhotoStatus.READY and photo.processed_key:
             restored_url = self._presign(photo.processed_key)
         before = after = None
-        if selected is not None:
+        adjusted = None
+        if selected is not None and selected.framed_before_key:
+            # The model zoomed or shifted: the slider's before is framed like the restoration.
+            before = self._image(selected.framed_before_key, selected.result_size)
+            adjusted = "before"
+        elif selected is not None:
             before = self._image(selected.before_key, selected.submitted_size)
+        if selected is not None:
             after = self._image(selected.restored_key, selected.result_size, selected.provenance)
         elif photo.processed_key and photo.status is not PhotoStatus.DELETED:
             after = self._image(photo.processed_key, None)  # restored before this service
@@ -337,6 +344,7 @@ class RestoreRequests:
             selected_restore_id=selected.id if selected else None,
             before=before,
             after=after,
+            slider_adjusted=adjusted,
             urls_expire_at=self._urls_expire_at() if has_urls else None,
             estimated_seconds_remaining=self._estimate(latest) if latest else None,
         )
@@ -411,6 +419,7 @@ class RestoreRequests:
             image_url=after.url if after else None,
             after=after,
             thumbnail_url=self._presign(thumbnail) if thumbnail else None,
+            faithfulness=_faithfulness_view(attempt),
         )
 
     def _image(
@@ -467,3 +476,13 @@ class RestoreRequests:
         with self._median_lock:
             self._median = (time.monotonic(), median)
         return median
+
+
+def _faithfulness_view(attempt: Attempt) -> FaithfulnessView | None:
+    record = attempt.faithfulness
+    if record is None or attempt.state is not AttemptState.SUCCEEDED:
+        return None
+    try:
+        return FaithfulnessView.model_validate(record)
+    except ValueError:  # a record of another shape is left out, never a 500
+        return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import math
 import time
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 from photo_restore.attempts import (
     BEFORE_KEY,
     FINAL_STATES,
+    FRAMED_BEFORE_KEY,
     PROVENANCE,
     PROVIDER_ANSWER,
     THUMBNAIL_KEY,
@@ -35,19 +37,21 @@ from photo_restore.errors import (
     error_record,
 )
 from photo_restore.events import NoEvents, RestoreAnnouncer
+from photo_restore.faithfulness.policy import OFF, FaithfulnessGate
 from photo_restore.pacing import ProviderPacer
 from photo_restore.photos import Photo
 from photo_restore.preprocess import ImagePreprocessResult
 from photo_restore.provenance import ManifestSigner, Provenance
 from photo_restore.queue import Delivery, RestoreMessage, RestoreQueue, retry_delay_seconds
 from photo_restore.repository import Repository
-from photo_restore.result_image import decode_result
+from photo_restore.result_image import RestoredImage, decode_result
 from photo_restore.settings import SQS_MAX_DELAY_SECONDS, Settings
 from photo_restore.siliconflow import SiliconFlowRequest, SiliconFlowResponse
 from photo_restore.storage import (
     ObjectStorage,
     before_key,
     discard_images_of_unsuccessful_attempt,
+    framed_before_key,
     restored_key,
     thumbnail_key,
 )
@@ -116,9 +120,11 @@ class RestoreRun:
         settings: Settings,
         announcer: RestoreAnnouncer | None = None,
         pacer: ProviderPacer | None = None,
+        faithfulness: FaithfulnessGate = OFF,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         manifest_signer: ManifestSigner | None = None,  # C2PA on: signs every stored image
     ) -> None:
+        self._faithfulness = faithfulness
         self._clock = clock
         self._manifest_signer = manifest_signer
         self._announcer = announcer or RestoreAnnouncer(repository, NoEvents())
@@ -220,16 +226,21 @@ class RestoreRun:
         try:
             self._enter(attempt, Phase.STORING)
             # 1. The result, downloaded and decoded (its URL lives one hour).
-            restored = decode_result(
-                self._fetch_result(answer.result_url),
-                max_pixels=settings.result_max_pixels,
-                jpeg_quality=settings.jpeg_quality,
-                provenance=Provenance(edit.model, self._clock(), self._manifest_signer),
+            restored = self._decoded(answer, edit)
+            # 2. The most faithful result (FAITHFULNESS_POLICY=retry may ask again).
+            kept = self._faithfulness.keep_most_faithful(
+                lambda: prepared.jpeg or self._storage.read(prepared.key, max_bytes=2**31),
+                (restored, answer),
+                again=lambda seed: self._edit_again(attempt, edit, prepared, seed),
             )
-            # 2. Stored at the attempt's own keys.
+            (restored, answer), faithfulness = kept.candidate, kept.params
+            # 3. Stored at the attempt's own keys.
             key, thumb = restored_key(attempt), thumbnail_key(attempt)
             self._storage.write_jpeg(key, restored.jpeg)
             self._storage.write_jpeg(thumb, restored.thumbnail)
+            if kept.framed_before is not None:  # the slider's before, framed like the result
+                faithfulness[FRAMED_BEFORE_KEY] = framed_before_key(attempt)
+                self._storage.write_jpeg(faithfulness[FRAMED_BEFORE_KEY], kept.framed_before)
         except RestoreError as error:
             error.trace_id = error.trace_id or answer.trace_id
             raise
@@ -245,6 +256,7 @@ class RestoreRun:
             BEFORE_KEY: prepared.key,
             THUMBNAIL_KEY: thumb,
             PROVENANCE: restored.provenance,
+            **faithfulness,
         }
         # The images stay at their per-attempt keys if this commit fails: a retry overwrites
         # them, the DLQ handler deletes them if every retry fails. Nothing is orphaned.
@@ -327,6 +339,23 @@ class RestoreRun:
         return PreparedInput(
             before_key(attempt), None, recorded if isinstance(recorded, Mapping) else {}, None
         )
+
+    def _decoded(self, answer: ProviderAnswer, edit: EditRequest) -> RestoredImage:
+        """The answer's result, downloaded, decoded and marked as the model's edit."""
+        return decode_result(
+            self._fetch_result(answer.result_url),
+            max_pixels=self._settings.result_max_pixels,
+            jpeg_quality=self._settings.jpeg_quality,
+            provenance=Provenance(edit.model, self._clock(), self._manifest_signer),
+        )
+
+    def _edit_again(
+        self, attempt: Attempt, edit: EditRequest, prepared: PreparedInput, seed: int
+    ) -> tuple[RestoredImage, ProviderAnswer]:
+        """FAITHFULNESS_POLICY=retry: the same edit with another seed (another image paid for,
+        counted and recorded like the first)."""
+        answer = self._call_provider(attempt, dataclasses.replace(edit, seed=seed), prepared)
+        return self._decoded(answer, edit), answer
 
     def _pace(
         self, message: RestoreMessage, attempt: Attempt, prepared: PreparedInput

@@ -161,6 +161,13 @@ class Settings(BaseSettings):
                 "C2PA_ENABLED needs C2PA_CERTIFICATE_CHAIN or C2PA_CERTIFICATE_CHAIN_PARAMETER"
             )
         return self
+    # --- Faithfulness: does the result still show the same picture and people? -------------
+    # flag: store a drifted result and mark it (params.faithfulness, the API, the event; it
+    # never replaces a faithful selection); retry: on drift, ask the provider again with a new
+    # seed, up to faithfulness_max_extra_calls times (each an image paid for), and keep the
+    # most faithful result; off: no check.
+    faithfulness_policy: Literal["flag", "retry", "off"] = "flag"
+    faithfulness_max_extra_calls: int = Field(default=1, ge=0, le=3)
 
     @model_validator(mode="after")
     def _the_model_and_its_guidance_are_documented(self) -> Settings:
@@ -235,16 +242,15 @@ class Settings(BaseSettings):
     def _provider_calls_fit_in_the_worker_timeout(self) -> Settings:
         """A client that outlives its Lambda leaves SQS to guess: refuse such settings early."""
         tries = self.siliconflow_max_retries + 1
-        budget = (
-            self.siliconflow_exchange_seconds
-            + self.result_download_timeout_seconds
-            + self.pacing_max_wait_seconds
-        )
+        one_image = self.siliconflow_exchange_seconds + self.result_download_timeout_seconds
+        budget = one_image * (1 + self.faithfulness_extra_calls) + self.pacing_max_wait_seconds
         if budget >= self.worker_timeout_seconds:
+            extra = self.faithfulness_extra_calls
             raise ValueError(
-                f"SiliconFlow calls may take {budget:.0f} s ({tries} tries x (connect + read) + "
-                "backoff + result download + pacing wait), not below "
+                f"SiliconFlow calls may take {budget:.0f} s ({1 + extra} image(s) x ({tries} "
+                "tries x (connect + read) + backoff + result download) + pacing wait), not below "
                 f"WORKER_TIMEOUT_SECONDS={self.worker_timeout_seconds}"
+                + (" (FAITHFULNESS_POLICY=retry: raise it, e.g. to 600)" if extra else "")
             )
         return self
 
@@ -260,6 +266,11 @@ class Settings(BaseSettings):
                 "below SILICONFLOW_RESULT_URL_SECONDS"
             )
         return self
+
+    @property
+    def faithfulness_extra_calls(self) -> int:
+        """The provider calls a drifted result may add (FAITHFULNESS_POLICY=retry)."""
+        return self.faithfulness_max_extra_calls if self.faithfulness_policy == "retry" else 0
 
     @property
     def stuck_after_seconds(self) -> int:

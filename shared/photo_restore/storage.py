@@ -38,8 +38,19 @@ def thumbnail_key(attempt: Attempt) -> str:
     return f"{_attempt_prefix(attempt)}.thumb.jpg"
 
 
+def framed_before_key(attempt: Attempt) -> str:
+    """Beside the restoration: the before image scaled and cropped to the restoration's framing
+    (when the model zoomed or shifted it), for a before/after slider."""
+    return f"{_attempt_prefix(attempt)}.before-framed.jpg"
+
+
 def attempt_image_keys(attempt: Attempt) -> list[str]:
-    return [restored_key(attempt), before_key(attempt), thumbnail_key(attempt)]
+    return [
+        restored_key(attempt),
+        before_key(attempt),
+        thumbnail_key(attempt),
+        framed_before_key(attempt),
+    ]
 
 
 def _attempt_prefix(attempt: Attempt) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.config import JsonDict
@@ -71,6 +71,37 @@ class AttemptError(BaseModel):
     message: str = Field(description="Text fit to show the end user")
 
 
+class FaithfulnessAlignment(BaseModel):
+    """A point (x, y) of `before`, in fractions of its width and height, is at
+    (scale * x + dx, scale * y + dy) in the restoration, in fractions of its size."""
+
+    scale: float
+    dx: float
+    dy: float
+
+
+class FaithfulnessView(BaseModel):
+    """Does the restoration still show the same picture and the same people?"""
+
+    verdict: Literal["faithful", "drifted", "unchecked"] = Field(
+        description="drifted: a face changed or gone, or another picture; warn and offer "
+        "another try. unchecked: the check could not run (see reason)"
+    )
+    faces_before: int | None = Field(None, description="Faces found in the image the model saw")
+    faces_after: int | None = Field(None, description="Faces found in the restoration")
+    faces_compared: int | None = Field(None, description="The largest few are compared")
+    faces_matched: int | None = Field(None, description="Compared faces of the same person")
+    max_face_distance: float | None = Field(
+        None, description="The worst compared face's embedding distance (same person below 0.5)"
+    )
+    structure_similarity: float | None = Field(
+        None, description="1: the same picture; another picture is below 0.55"
+    )
+    alignment: FaithfulnessAlignment | None = None
+    reason: str
+    checked_ms: float
+
+
 class AttemptView(BaseModel):
     restore_attempt_id: uuid.UUID
     outcome: AttemptState
@@ -87,6 +118,9 @@ class AttemptView(BaseModel):
     image_url: str | None = Field(description="The restoration (same as after.url)")
     after: ImageView | None
     thumbnail_url: str | None = Field(description="Longest side 512")
+    faithfulness: FaithfulnessView | None = Field(
+        description="Of a succeeded attempt's result, when it was checked"
+    )
 
 
 class PhotoView(BaseModel):
@@ -96,12 +130,18 @@ class PhotoView(BaseModel):
     # Presigned GET of the selected restoration, not null when the photo is ready.
     restored_image_url: str | None
     selected_restore_id: uuid.UUID | None = Field(
-        description="The restoration shown; a new successful one becomes it"
+        description="The restoration shown; a new successful one becomes it, unless its "
+        "faithfulness is drifted and the one shown is faithful (select it to show it)",
     )
     before: ImageView | None = Field(
         description="The upright JPEG the model saw for the selected restoration"
     )
     after: ImageView | None = Field(description="The selected restoration")
+    slider_adjusted: Literal["before"] | None = Field(
+        description="Which image of the before/after pair was scaled and cropped to the "
+        "other's framing: 'before' when the model zoomed or shifted the frame (the "
+        "restoration is always as the model made it); null when neither was",
+    )
     urls_expire_at: datetime | None = Field(description="When the URLs above stop working")
     estimated_seconds_remaining: int | None = Field(
         description="For a running attempt, from the median of recent inference times"

@@ -54,6 +54,7 @@ def build_restore_run(
     announcer: RestoreAnnouncer | None = None,
     manifest_signer: ManifestSigner | None = None,
 ) -> RestoreRun:
+    from photo_restore.faithfulness.policy import FaithfulnessGate
     from photo_restore.pacing import ProviderPacer
     from photo_restore.preprocess import PreprocessLimits, preprocess_image
     from photo_restore.result_download import ResultDownloader
@@ -74,6 +75,7 @@ def build_restore_run(
         fetch_result=downloader.download,
         announcer=announcer,
         pacer=ProviderPacer.from_settings(settings, repository),
+        faithfulness=FaithfulnessGate.from_settings(settings),
         settings=settings,
         manifest_signer=manifest_signer,
     )

@@ -220,6 +220,7 @@ def test_only_the_worker_gets_the_imaging_layer(template: dict[str, Any]) -> Non
         "WorkerFunction": [
             "CoreLayer",
             "ImagingLayer",
+            "FacesLayer",
             "C2paLayer",
             "DomainLayer",
             "DatabaseCaLayer",

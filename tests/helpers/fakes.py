@@ -34,6 +34,7 @@ from photo_restore.attempts import (
     WAITING_FOR_CAPACITY,
     Attempt,
     Phase,
+    replaces_selection,
 )
 from photo_restore.attempts import AttemptState as State
 from photo_restore.errors import (
@@ -288,13 +289,22 @@ class FakeTransaction:
         if photo is None:
             return False
         check_transitions([PhotoStatus.PROCESSING], [PhotoStatus.READY])
-        self._set_photo(photo, status=PhotoStatus.READY, processed_key=s3_key)
+        selected_id = self._t.jobs[photo_id].get("selected_restore_id")
+        selects = replaces_selection(
+            params, lambda: self._t.attempts.get(selected_id) if selected_id else None
+        )
+        self._set_photo(
+            photo,
+            status=PhotoStatus.READY,
+            processed_key=s3_key if selects else photo.processed_key,
+        )
         attempt = self._t.attempts[attempt_id]
         dropped = (LAST_TRANSIENT_ERROR, WAITING_FOR_CAPACITY)
         merged = {k: v for k, v in attempt.params.items() if k not in dropped}
         merged |= dict(params) | {FINISHED_AT: self._stamp()}
         self._set_attempt(attempt, s3_key=s3_key, params=merged)
-        self._select(photo_id, attempt_id, params.get(THUMBNAIL_KEY))
+        if selects:
+            self._select(photo_id, attempt_id, params.get(THUMBNAIL_KEY))
         return True
 
     def fail_attempt(

@@ -143,5 +143,5 @@ class Pipeline:
 
     def keys_of(self, *attempts: Attempt) -> list[str]:
         """What succeeded attempts own: their restoration, before image and thumbnail."""
-        owned = [(a.s3_key, a.before_key, a.thumbnail_key) for a in attempts]
+        owned = [(a.s3_key, a.before_key, a.thumbnail_key, a.framed_before_key) for a in attempts]
         return sorted(key for keys in owned for key in keys if key)

@@ -64,6 +64,7 @@ def test_a_restore_request_ends_with_a_stored_restoration_and_a_ready_photo(
         # What the provider answered, kept the moment it arrived, and the calls it cost.
         "provider_answer",
         "provider_calls",
+        "faithfulness",
     }
     assert params["provider"] == "siliconflow"
     assert params["prompt"] == pipeline.settings.restore_prompt

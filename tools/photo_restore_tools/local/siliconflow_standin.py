@@ -59,6 +59,8 @@ BehaviourKind = Literal[
     "result_error",
     "slow_result",
     "drip",
+    "zoomed",
+    "face_replaced",
 ]
 
 
@@ -74,6 +76,7 @@ class Behaviour:
     url: str | None = None
 
     code: int | None = None
+    zoom: tuple[float, float, float] = (1.0, 0.0, 0.0)  # scale, dx, dy (fractions of the frame)
 
     @classmethod
     def rate_limited(
@@ -167,6 +170,19 @@ class Behaviour:
         """Succeed, but send the whole answer (status line, headers, body) one byte every
         `seconds_per_byte`: each read gets a byte in time, the answer takes minutes."""
         return cls(kind="drip", seconds=seconds_per_byte)
+
+    @classmethod
+    def zoomed(cls, scale: float = 1.025, dx: float = -0.012, dy: float = 0.008) -> Behaviour:
+        """Succeed with the result zoomed and shifted, as Qwen-Image-Edit-2509 does by a few
+        percent (dx, dy: fractions of the frame)."""
+        return cls(kind="zoomed", zoom=(scale, dx, dy))
+
+    @classmethod
+    def face_replaced(cls) -> Behaviour:
+        """Succeed with the largest face of the result replaced by Grace Hopper's, blended in:
+        a generative edit that changed who is in the photo (dev dependencies: dlib,
+        matplotlib's sample photo)."""
+        return cls(kind="face_replaced")
 
 
 _DEFAULT_MESSAGES = {
@@ -516,6 +532,22 @@ def restore_image(data: bytes) -> bytes:
     return out.getvalue()
 
 
+def _drifted(restored: bytes, behaviour: Behaviour | None) -> bytes:
+    """The result as a zooming or face-replacing behaviour changes it."""
+    if behaviour is None or behaviour.kind not in ("zoomed", "face_replaced"):
+        return restored
+    from photo_restore_tools import faithfulness_samples as samples
+
+    with Image.open(io.BytesIO(restored)) as opened:
+        image = opened.convert("RGB")
+    if behaviour.kind == "zoomed":
+        return samples.jpeg(samples.zoomed(image, *behaviour.zoom))
+    if not samples.face_boxes(image):
+        logger.warning("stand-in: no face to replace in this result; sent unchanged")
+        return restored
+    return samples.jpeg(samples.replace_face(image, samples.photo("grace_hopper")))
+
+
 def _neutral_balance(image: Image.Image) -> Image.Image:
     # Grey-world balance, halfway only, so the change is visible but not garish.
     means = [sum(i * n for i, n in enumerate(h)) / max(1, sum(h)) for h in _channel_hists(image)]
@@ -686,7 +718,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             request = _validate(body)
             started = time.monotonic()
-            restored = restore_image(_load_input(request["image"]))
+            restored = _drifted(restore_image(_load_input(request["image"])), behaviour)
         except _BadRequest as exc:
             self._send_error(400, str(exc), exc.code)
             return

@@ -574,6 +574,8 @@ def _say_report(
             (ow, oh), (nw, nh) = shapes["original_dimensions"], shapes["submitted_dimensions"]
             dims = f", {ow}x{oh} -> {nw}x{nh}, resized={shapes['resized']}"
         say(f"  preprocessing (re-run here): {preprocess_ms:.0f} ms{dims}")
+    if faithfulness := attempt.faithfulness:
+        say(f"faithfulness: {faithfulness.get('verdict')}: {faithfulness.get('reason')}")
     say("attempt params:")
     say(json.dumps(params, indent=2, sort_keys=True, default=str))
     say()
