@@ -144,6 +144,7 @@ ERROR_RESPONSES: dict[int, Any] = {
             400: "The body is not readable JSON",
             404: "No such photo (or not yours)",
             409: "Already processing, or archived/deleted",
+            410: "photo_deleted: the caller's photo was deleted; nothing of it is served",
             422: "invalid_request: a parameter, header or body field (named in `field`)",
             503: "A dependency is unavailable; try again",
         }.items()

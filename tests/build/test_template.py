@@ -35,6 +35,10 @@ ROUTES = {
     "GET /photos/{photo_id}",
     "GET /photos/{photo_id}/restores",
     "PUT /photos/{photo_id}/selected-restore",
+    "GET /photos",
+    "POST /photos/{photo_id}/archive",
+    "POST /photos/{photo_id}/unarchive",
+    "DELETE /photos/{photo_id}",
 }
 SQS_POLLER = {
     "sqs:ChangeMessageVisibility",
@@ -422,6 +426,9 @@ def inline_grants(translated: dict[str, Any], function: str) -> set[tuple[str, s
     return grants
 
 
+ORIGINALS = "${PhotoBucket.Arn}/${OriginalsPrefix}*"
+
+
 def test_each_function_role_grants_exactly_what_its_handler_needs(
     translated: dict[str, Any],
 ) -> None:
@@ -438,6 +445,11 @@ def test_each_function_role_grants_exactly_what_its_handler_needs(
         ("sqs:SendMessage*", "sqs:RestoreQueue"),
         ("s3:GetObject", RESTORED),
         ("s3:DeleteObject", RESTORED),  # a cancel removes the before image already stored
+        # A photo's life: presigned upload PUTs, and a delete's removal of its objects.
+        ("s3:PutObject", ORIGINALS),
+        ("s3:GetObject", ORIGINALS),
+        ("s3:DeleteObject", ORIGINALS),
+        ("s3:ListBucket", BUCKET),  # only the attempts' prefix: see the test below
         publish,
     }
     assert inline_grants(translated, "WorkerFunction") == poll_restore | worker_objects | {
@@ -448,6 +460,17 @@ def test_each_function_role_grants_exactly_what_its_handler_needs(
     }
     assert inline_grants(translated, "DlqFunction") == poll_dlq | settle | {publish}
     assert inline_grants(translated, "SweeperFunction") == settle | {publish}
+
+
+def test_the_api_lists_only_the_attempts_prefix(resources: dict[str, Any]) -> None:
+    statements = [
+        statement
+        for policy in properties(resources, "ApiFunction")["Policies"]
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in policy["Statement"]
+        if statement["Action"] == "s3:ListBucket"
+    ]
+    assert [s["Condition"] for s in statements] == [{"StringLike": {"s3:prefix": ["restored/*"]}}]
 
 
 def test_secrets_are_readable_only_by_name_and_only_by_the_functions_that_use_them(
