@@ -22,7 +22,13 @@ from photo_restore.errors import (
 )
 from photo_restore.lifecycle import wiring as lifecycle
 from photo_restore.lifecycle.gallery import MAX_GALLERY_PAGE
-from photo_restore.lifecycle.views import GalleryPage, GalleryStatus, PhotoStatusView
+from photo_restore.lifecycle.views import (
+    GalleryPage,
+    GalleryStatus,
+    PhotoStatusView,
+    UploadRequestBody,
+    UploadView,
+)
 from photo_restore.observability import handler_tools
 from photo_restore.request_bodies import parse_json_body
 from photo_restore.restore_requests import MAX_PAGE_SIZE, Caller
@@ -200,6 +206,30 @@ def delete_photo(photo_id: uuid.UUID) -> PhotoStatusView:
     deleted = lifecycle.photo_end().delete(caller(), photo_id)
     logger.info("photo deleted", photo_id=str(photo_id))
     return deleted
+
+
+@app.post(
+    "/uploads",
+    responses=success(
+        201,
+        UploadView,
+        "A presigned PUT for the photo (200: the photo you already have with this checksum)",
+        e413="upload_too_large: size_bytes is above the limit",
+        e415="unsupported_media_type: content_type is not an accepted image type",
+        e422="invalid_request: sha256 is not 64 hex digits (or another field)",
+    ),
+)
+def request_upload(body: UploadRequestBody) -> Response[UploadView]:
+    answer = lifecycle.uploads().request_upload(caller(), body)
+    return Response(answer.status, content_types.APPLICATION_JSON, answer.body)
+
+
+@app.get(
+    "/uploads/<upload_id>",
+    responses=success(200, UploadView, "pending, accepted (its photo) or rejected (why)"),
+)
+def get_upload(upload_id: uuid.UUID) -> UploadView:
+    return lifecycle.uploads().get_upload(caller(), upload_id)
 
 
 def error_response(error: RestoreError) -> Response[str]:

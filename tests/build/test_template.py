@@ -26,6 +26,7 @@ FUNCTIONS = {
     "WorkerFunction": "functions/worker/",
     "DlqFunction": "functions/dlq/",
     "SweeperFunction": "functions/sweeper/",
+    "IngestFunction": "functions/ingest/",
 }
 # The API's routes as the template declares them: the local gateway serves exactly these
 # (photo_restore_tools.template.api_routes), and test_openapi ties them to the handler's.
@@ -39,6 +40,8 @@ ROUTES = {
     "POST /photos/{photo_id}/archive",
     "POST /photos/{photo_id}/unarchive",
     "DELETE /photos/{photo_id}",
+    "POST /uploads",
+    "GET /uploads/{upload_id}",
 }
 SQS_POLLER = {
     "sqs:ChangeMessageVisibility",
@@ -229,13 +232,15 @@ def test_functions_run_python_3_13_from_their_folders(
         assert "Runtime" not in props and "Handler" not in props
 
 
-def test_only_the_worker_gets_the_imaging_layer(template: dict[str, Any]) -> None:
+def test_only_the_worker_and_the_ingest_get_the_imaging_layer(template: dict[str, Any]) -> None:
     shared = ["CoreLayer", "DomainLayer", "DatabaseCaLayer"]
+    imaging = ["CoreLayer", "ImagingLayer", "DomainLayer", "DatabaseCaLayer"]
     assert function_layers(template) == {
         "ApiFunction": shared,
-        "WorkerFunction": ["CoreLayer", "ImagingLayer", "DomainLayer", "DatabaseCaLayer"],
+        "WorkerFunction": imaging,
         "DlqFunction": shared,
         "SweeperFunction": shared,
+        "IngestFunction": imaging,  # its checks open the image (Pillow, pillow-heif)
     }
 
 
@@ -255,13 +260,14 @@ def test_each_functions_concurrency_is_capped_so_its_connections_are(
     """The README's budget: connections = the sum of these, each container holding one."""
     reserved = {
         name: resources[name]["Properties"].get("ReservedConcurrentExecutions")
-        for name in ("ApiFunction", "WorkerFunction", "DlqFunction", "SweeperFunction")
+        for name in FUNCTIONS
     }
     assert reserved == {
         "ApiFunction": {"Ref": "ApiReservedConcurrency"},
         "WorkerFunction": {"Ref": "WorkerMaximumConcurrency"},
         "DlqFunction": 2,
         "SweeperFunction": 1,
+        "IngestFunction": 2,
     }
     worker_source = resources["WorkerFunction"]["Properties"]["Events"]["RestoreMessages"]
     dlq_source = resources["DlqFunction"]["Properties"]["Events"]["DeadMessages"]
@@ -438,7 +444,9 @@ def test_each_function_role_grants_exactly_what_its_handler_needs(
     worker_objects = {
         (action, RESTORED) for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
     }
-    [publish] = {grant for grant in inline_grants(translated, "ApiFunction") if "events:" in grant[0]}
+    [publish] = {
+        grant for grant in inline_grants(translated, "ApiFunction") if "events:" in grant[0]
+    }
     assert publish[0] == "events:PutEvents" and "event-bus/${eventBusName}" in publish[1]
     assert "'Ref': 'EventBusName'" in publish[1]
     assert inline_grants(translated, "ApiFunction") == {
@@ -460,17 +468,52 @@ def test_each_function_role_grants_exactly_what_its_handler_needs(
     }
     assert inline_grants(translated, "DlqFunction") == poll_dlq | settle | {publish}
     assert inline_grants(translated, "SweeperFunction") == settle | {publish}
+    poll_ingest = {(action, "sqs:IngestQueue") for action in SQS_POLLER}
+    assert inline_grants(translated, "IngestFunction") == poll_ingest | {
+        ("s3:GetObject", ORIGINALS),
+        ("s3:DeleteObject", ORIGINALS),
+        ("s3:ListBucket", BUCKET),  # only the originals' prefix: see the test below
+        publish,
+    }
 
 
-def test_the_api_lists_only_the_attempts_prefix(resources: dict[str, Any]) -> None:
-    statements = [
-        statement
-        for policy in properties(resources, "ApiFunction")["Policies"]
+def list_conditions(resources: dict[str, Any], function: str) -> list[Any]:
+    return [
+        statement.get("Condition")
+        for policy in properties(resources, function)["Policies"]
         if isinstance(policy, dict) and "Statement" in policy
         for statement in policy["Statement"]
         if statement["Action"] == "s3:ListBucket"
     ]
-    assert [s["Condition"] for s in statements] == [{"StringLike": {"s3:prefix": ["restored/*"]}}]
+
+
+def test_the_lifecycle_functions_list_only_the_prefixes_they_touch(
+    resources: dict[str, Any],
+) -> None:
+    api = [{"StringLike": {"s3:prefix": ["restored/*"]}}]
+    assert list_conditions(resources, "ApiFunction") == api
+    originals = [{"StringLike": {"s3:prefix": [{"Fn::Sub": "${OriginalsPrefix}*"}]}}]
+    assert list_conditions(resources, "IngestFunction") == originals
+
+
+def test_created_originals_reach_the_ingest_queue_and_only_s3_of_the_account_sends_there(
+    resources: dict[str, Any],
+) -> None:
+    bucket = resources["PhotoBucket"]
+    [notification] = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    assert notification["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert notification["Event"] == "s3:ObjectCreated:*"
+    [rule] = notification["Filter"]["S3Key"]["Rules"]
+    assert rule == {"Name": "prefix", "Value": {"Ref": "OriginalsPrefix"}}
+    assert bucket["DependsOn"] == "IngestQueuePolicy"
+    [statement] = properties(resources, "IngestQueuePolicy")["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    }
+    redrive = properties(resources, "IngestQueue")["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
 
 
 def test_secrets_are_readable_only_by_name_and_only_by_the_functions_that_use_them(

@@ -58,7 +58,7 @@ class UploadLimits(BaseModel):
 
 
 class UploadView(BaseModel):
-    upload_id: uuid.UUID
+    upload_id: uuid.UUID | None = Field(None, description="None: a duplicate, nothing to upload")
     status: Literal["pending", "accepted", "rejected"]
     photo_id: uuid.UUID | None = Field(
         None, description="The photo it will become (pending) or became (accepted)"

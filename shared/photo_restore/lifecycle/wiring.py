@@ -10,8 +10,10 @@ from photo_restore.settings import get_settings
 
 if TYPE_CHECKING:
     from photo_restore.lifecycle.gallery import Gallery
+    from photo_restore.lifecycle.ingest import Ingest
     from photo_restore.lifecycle.photo_end import PhotoEnd
     from photo_restore.lifecycle.queries import LifecycleRepository
+    from photo_restore.lifecycle.uploads import Uploads
 
 
 @cache
@@ -40,8 +42,25 @@ def gallery() -> Gallery:
     return Gallery(lifecycle_repository(), wiring.object_storage(), get_settings())
 
 
+@cache
+def uploads() -> Uploads:
+    from photo_restore.lifecycle.uploads import Uploads
+
+    return Uploads(lifecycle_repository(), wiring.object_storage(), get_settings())
+
+
+@cache
+def ingest() -> Ingest:
+    """The ingest function's: it loads Pillow (inspection), which the API never does."""
+    from photo_restore.lifecycle.ingest import Ingest
+
+    return Ingest(
+        lifecycle_repository(), wiring.object_storage(), wiring.event_publisher(), get_settings()
+    )
+
+
 def _forget() -> None:
-    for built in (lifecycle_repository, photo_end, gallery):
+    for built in (lifecycle_repository, photo_end, gallery, uploads, ingest):
         built.cache_clear()
 
 

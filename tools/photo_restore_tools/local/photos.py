@@ -14,7 +14,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from sqlalchemy import Engine, insert
 
-from photo_restore.image_formats import sniff_format
+from photo_restore.image_formats import EXTENSIONS, MEDIA_TYPES, sniff_media_type
 from photo_restore.models import photos
 from photo_restore.status import PhotoStatus
 from photo_restore.storage import original_key
@@ -23,27 +23,8 @@ DEMO_USER_ID = "local-demo-user"
 DEMO_USER_EMAIL = "demo@example.com"
 SAMPLE_PHOTO = Path(__file__).resolve().parent / "sample_photo.jpg"
 
-# The worker's formats, the mime type an upload of each gets, and its original's extension.
-MIME_TYPES = {
-    "JPEG": "image/jpeg",
-    "PNG": "image/png",
-    "GIF": "image/gif",
-    "WEBP": "image/webp",
-    "TIFF": "image/tiff",
-    "BMP": "image/bmp",
-    "HEIF": "image/heic",
-    "AVIF": "image/avif",
-}
-EXTENSIONS = {
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-    "image/gif": ".gif",
-    "image/webp": ".webp",
-    "image/tiff": ".tiff",
-    "image/bmp": ".bmp",
-    "image/heic": ".heic",
-    "image/avif": ".avif",
-}
+# The worker's formats and their media types: one home, in the domain package.
+MIME_TYPES = MEDIA_TYPES
 
 
 class UnsupportedUpload(ValueError):
@@ -65,7 +46,7 @@ class UploadedPhoto:
 
 def sniff_mime_type(data: bytes) -> str | None:
     """The image type the magic bytes claim (the worker's own sniffing); never a file name."""
-    return MIME_TYPES.get(sniff_format(data) or "")
+    return sniff_media_type(data)
 
 
 @dataclass(frozen=True)

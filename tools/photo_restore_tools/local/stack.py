@@ -27,11 +27,13 @@ from sqlalchemy import Engine
 from photo_restore import aws, wiring, worker_wiring
 from photo_restore.attempts import Attempt, AttemptState
 from photo_restore.db import SslMode, create_db_engine
+from photo_restore.lifecycle import wiring as lifecycle
 from photo_restore.photos import Photo
 from photo_restore.preprocess import PreprocessLimits
 from photo_restore.repository import SqlRepository
 from photo_restore.settings import Settings
 from photo_restore.status import PhotoStatus
+from photo_restore_tools.local.direct_upload import UploadRefused, upload_directly
 from photo_restore_tools.local.event_source import LocalLambdaContext, SqsEventSource
 from photo_restore_tools.local.functions import (
     functions_dir,
@@ -46,7 +48,6 @@ from photo_restore_tools.local.photos import (
     UploadedPhoto,
     sample_photo,
     sniff_mime_type,
-    upload_photo,
 )
 from photo_restore_tools.local.services import (
     embedded_postgres,
@@ -58,7 +59,7 @@ from photo_restore_tools.local.siliconflow_standin import SiliconFlowStandIn
 
 logger = logging.getLogger(__name__)
 
-HANDLERS = ("api", "worker", "dlq", "sweeper")
+HANDLERS = ("api", "worker", "dlq", "sweeper", "ingest")
 STANDIN_API_KEY = "local-standin-key"
 STANDIN_NOTICE = "offline stand-in, not the Qwen-Image-Edit model"
 # Short enough that a crashed local delivery comes back soon; the real SiliconFlow can take a
@@ -253,6 +254,8 @@ class LocalStack:
         wiring.restore_requests()
         worker_wiring.restore_run()
         wiring.restore_giveup()
+        lifecycle.ingest()
+        lifecycle.uploads()
 
         self._stop.clear()
         stack.callback(self._stop.set)
@@ -267,6 +270,8 @@ class LocalStack:
             for name, queue_url in (
                 ("worker", self.settings.queue_url),
                 ("dlq", self.settings.dlq_url),
+                # moto's S3 notifications of created originals, as on AWS.
+                ("ingest", resources.ingest_queue_url),
             )
         ]
         for source in sources:
@@ -353,8 +358,18 @@ class LocalStack:
         return int(response["statusCode"]), json.loads(response.get("body") or "null")
 
     def upload_photo(self, owner_id: str, data: bytes) -> UploadedPhoto:
-        return upload_photo(
-            self.engine, self.s3, self.settings.bucket_name, owner_id=owner_id, data=data
+        """The real flow (direct_upload): POST /uploads, the PUT to moto's S3, the ingest."""
+        try:
+            photo_id = upload_directly(self.call_api, owner_id, data)
+        except UploadRefused as refused:
+            raise UnsupportedUpload(str(refused)) from refused
+        photo = self.photo(photo_id)
+        return UploadedPhoto(
+            id=photo.id,
+            owner_id=photo.owner_id,
+            original_key=photo.original_key,
+            mime_type=photo.mime_type,
+            size_bytes=photo.size_bytes,
         )
 
     def sweep(self) -> Any:
