@@ -514,6 +514,12 @@ def test_created_originals_reach_the_ingest_queue_and_only_s3_of_the_account_sen
     }
     redrive = properties(resources, "IngestQueue")["RedrivePolicy"]
     assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
+    # Browsers of the API's CORS origins may PUT there, and only PUT.
+    has_cors, rules, none = bucket["Properties"]["CorsConfiguration"]["Fn::If"]
+    assert (has_cors, none) == ("HasCors", {"Ref": "AWS::NoValue"})
+    [rule] = rules["CorsRules"]
+    assert rule["AllowedMethods"] == ["PUT"]
+    assert rule["AllowedOrigins"] == {"Ref": "CorsAllowedOrigins"}
 
 
 def test_secrets_are_readable_only_by_name_and_only_by_the_functions_that_use_them(
@@ -625,6 +631,19 @@ def test_sqs_events_carry_restore_messages_from_the_right_queue(
         RestoreMessage.model_validate_json(str(record.body))
         assert record.eventSourceARN.endswith(queue_suffix)
         assert record.attributes.ApproximateReceiveCount
+
+
+def test_the_ingest_event_is_an_s3_notification_of_an_original_from_the_ingest_queue() -> None:
+    from aws_lambda_powertools.utilities.parser.models import S3Model
+
+    event = SqsModel.model_validate(load_event("ingest_sqs.json"))
+    for record in event.Records:
+        assert record.eventSourceARN.endswith("-ingest")
+        notification = S3Model.model_validate_json(str(record.body))
+        [created] = notification.Records
+        assert created.eventName.startswith("ObjectCreated:")
+        assert created.s3.object is not None
+        assert created.s3.object.key.startswith("originals/")
 
 
 def test_sweeper_event_is_an_eventbridge_scheduled_event() -> None:

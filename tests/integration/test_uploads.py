@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import threading
 import uuid
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import boto3
 import httpx
 import pytest
 from PIL import Image
+from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
 from photo_restore.events import NoEvents
@@ -31,7 +34,7 @@ from photo_restore.models import photos, uploads
 from photo_restore.repository import SqlRepository
 from photo_restore.settings import Settings
 from photo_restore.storage import ObjectStorage
-from photo_restore_tools.local.event_source import SqsEventSource
+from photo_restore_tools.local.event_source import LocalLambdaContext, SqsEventSource
 from photo_restore_tools.local.photos import StoredPhoto
 from photo_restore_tools.local.services import LocalResources
 from tests.helpers.handlers import load_handler
@@ -282,3 +285,37 @@ def test_upload_ingest_restore_archive_delete_leaves_no_object_of_the_photo(
     assert pipeline.restored_keys(photo_id) == [] and uploader.owner_objects(owner) == []
     # A new upload of the same file after the delete is a new photo again.
     assert uploader.request(owner, old_photo((800, 600)))[0] == 201
+
+
+def load_event_file(name: str) -> Any:
+    return json.loads((Path(__file__).resolve().parents[2] / "events" / name).read_text())
+
+
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    template = load_event_file("ingest_sqs.json")["Records"][0]
+    return {
+        "Records": [
+            template | {"messageId": f"m-{index}", "body": body}
+            for index, body in enumerate(bodies)
+        ]
+    }
+
+
+def test_the_ingest_handler_acknowledges_what_is_not_an_upload_and_retries_outages(
+    pipeline_settings: Settings, engine: Engine
+) -> None:
+    """The event file's object is no upload of ours; S3's test event, a body that is not JSON:
+    all acknowledged. An unreachable database fails only its record, for SQS to redeliver."""
+    handler = load_handler("ingest", pipeline_settings)
+    recorded = load_event_file("ingest_sqs.json")["Records"][0]["body"]
+    test_event = '{"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"}'
+    context = LocalLambdaContext(function_name="ingest")
+    answer = handler.lambda_handler(sqs_event(recorded, test_event, "not json"), context)
+    assert answer == {"batchItemFailures": []}
+
+    down = pipeline_settings.model_copy(
+        update={"database_url": SecretStr("postgresql+pg8000://u@127.0.0.1:9/db")}
+    )
+    handler = load_handler("ingest", down)
+    answer = handler.lambda_handler(sqs_event(test_event, recorded), context)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}

@@ -654,9 +654,10 @@ def describe_event(event: dict[str, Any]) -> str:
     """One line per published event, as `photo-restore serve` prints them."""
     detail = event.get("detail") or {}
     code = detail.get("error_code")
+    attempt = detail.get("restore_attempt_id")
     return (
-        f"event {event.get('detail-type')}: photo {detail.get('photo_id')} attempt "
-        f"{detail.get('restore_attempt_id')}"
+        f"event {event.get('detail-type')}: photo {detail.get('photo_id')}"
+        + (f" attempt {attempt}" if attempt else "")  # photo events name none
         + (f" ({code})" if code else "")
         + f"  {json.dumps(event)}"
     )
