@@ -133,4 +133,5 @@ def _view(upload: UploadRecord) -> UploadView:
         duplicate=upload.photo_id is not None and upload.photo_id != upload.id,
         reason_code=upload.reason_code,
         reason=upload.reason,
+        expires_at=upload.expires_at,
     )

@@ -66,5 +66,6 @@ class UploadView(BaseModel):
     duplicate: bool = Field(False, description="It matched a photo of yours with that checksum")
     reason_code: str | None = Field(None, description="rejected: a stable code")
     reason: str | None = Field(None, description="rejected: why")
+    expires_at: datetime | None = Field(None, description="When its presigned PUT stops working")
     upload: PresignedUpload | None = Field(None, description="201: where and how to PUT")
     limits: UploadLimits | None = None

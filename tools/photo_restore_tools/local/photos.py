@@ -1,5 +1,6 @@
-"""Photos as the existing app's upload leaves them (S3 original + `photos` row), for the local
-stack's demo, its HTTP gateway and tests; plus the sample photo the demo restores."""
+"""Photos as the existing app's upload leaves them (S3 original + `photos` row), for tests and
+benchmarks that need many at once (the local stack uploads through the real flow, see
+direct_upload); plus the sample photo the demo restores."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from sqlalchemy import Engine, insert
 
-from photo_restore.image_formats import EXTENSIONS, MEDIA_TYPES, sniff_media_type
+from photo_restore.image_formats import EXTENSIONS, sniff_media_type
 from photo_restore.models import photos
 from photo_restore.status import PhotoStatus
 from photo_restore.storage import original_key
@@ -22,9 +23,6 @@ from photo_restore.storage import original_key
 DEMO_USER_ID = "local-demo-user"
 DEMO_USER_EMAIL = "demo@example.com"
 SAMPLE_PHOTO = Path(__file__).resolve().parent / "sample_photo.jpg"
-
-# The worker's formats and their media types: one home, in the domain package.
-MIME_TYPES = MEDIA_TYPES
 
 
 class UnsupportedUpload(ValueError):
