@@ -455,7 +455,6 @@ def test_each_function_role_grants_exactly_what_its_handler_needs(
         ("s3:DeleteObject", RESTORED),  # a cancel removes the before image already stored
         # A photo's life: presigned upload PUTs, and a delete's removal of its objects.
         ("s3:PutObject", ORIGINALS),
-        ("s3:GetObject", ORIGINALS),
         ("s3:DeleteObject", ORIGINALS),
         ("s3:ListBucket", BUCKET),  # only the attempts' prefix: see the test below
         publish,

@@ -100,17 +100,19 @@ class PhotoEnd:
             refused = tx.reject_pending_uploads(
                 owner_id, reason_code="erased", reason="the user's data was erased"
             )
+        # Listed first: what was there is counted without asking S3 about each key.
+        originals = set(self._storage.keys_under(owner_originals_prefix(owner_id)))
         deleted = removed = 0
         for photo_id in photo_ids:
             with self._lifecycle.transaction() as tx:
                 photo = tx.locked_photo(photo_id)
                 ended = self._mark_deleted(tx, photo) if photo else None
-            removed += self._remove_objects(photo_id)
+            removed += self._remove_objects(photo_id, present=originals)
             if photo is not None and ended is not None:
                 deleted += 1
                 self._announce(photo, ended, reason="erasure")
-        # Originals of uploads never ingested (or of any layout under the owner's prefix).
-        leftovers = self._storage.keys_under(owner_originals_prefix(owner_id))
+        # What is left under the owner's prefix: originals of uploads never ingested.
+        leftovers = sorted(originals)
         self._storage.delete_many(leftovers)
         return Erasure(deleted, removed + len(leftovers), refused)
 
@@ -134,16 +136,21 @@ class PhotoEnd:
         _changed(tx.mark_deleted(photo.id))
         return _Ended(canceled)
 
-    def _remove_objects(self, photo_id: uuid.UUID) -> int:
-        """Every object the photo's rows name and every one under its attempts' prefix; the
-        count of those that were there."""
+    def _remove_objects(self, photo_id: uuid.UUID, *, present: set[str] | None = None) -> int:
+        """Every object the photo's rows name and every one under its attempts' prefix, in
+        DeleteObjects requests (a missing key is fine). Returns how many were there: those
+        listed, and the named ones found in `present` (keys listed by the caller; removed
+        from it here). No HEAD per key: without ListBucket on its prefix (the API lists only
+        `restored/`), S3 answers 403 for a missing key, so a repeated DELETE would fail."""
         with self._lifecycle.transaction() as tx:
             named = tx.photo_object_keys(photo_id)
         listed = set(self._storage.keys_under(restored_prefix(photo_id)))
-        others = sorted(named - listed)
-        present = [key for key in others if self._storage.exists(key)]
-        self._storage.delete_many(sorted(listed) + others)
-        return len(listed) + len(present)
+        self._storage.delete_many(sorted(named | listed))
+        found = len(listed)
+        if present is not None:
+            found += len((named - listed) & present)
+            present -= named
+        return found
 
     def _announce(self, photo: Photo, ended: _Ended, *, reason: str) -> None:
         if ended.canceled is not None:
