@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -319,3 +320,30 @@ def test_the_ingest_handler_acknowledges_what_is_not_an_upload_and_retries_outag
     handler = load_handler("ingest", down)
     answer = handler.lambda_handler(sqs_event(test_event, recorded), context)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+
+
+def test_the_sweeper_expires_uploads_never_made_and_a_late_one_is_deleted(
+    uploader: Uploader, engine: Engine, pipeline_settings: Settings
+) -> None:
+    owner, data = new_owner(), old_photo()
+    late = uploader.request(owner, data)[1]
+    fresh = uploader.request(owner, old_photo(seed=3))[1]
+    with engine.begin() as conn:  # its URL expired two hours ago, past the hour of grace
+        conn.execute(
+            uploads.update()
+            .where(uploads.c.id == uuid.UUID(late["upload_id"]))
+            .values(expires_at=uploads.c.expires_at - timedelta(hours=2, minutes=15))
+        )
+    sweeper = load_handler("sweeper", pipeline_settings)
+    result = sweeper.lambda_handler({}, LocalLambdaContext(function_name="sweeper"))
+    assert result["uploads_expired"] >= 1  # other tests' may expire too
+    expired = uploader.status(owner, late["upload_id"])
+    assert (expired["status"], expired["reason_code"]) == ("rejected", "expired")
+    assert uploader.status(owner, fresh["upload_id"])["status"] == "pending"
+
+    # A PUT that still lands (moto does not enforce the expiry) is deleted by the ingest.
+    put = late["upload"]
+    headers = {k: v for k, v in put["headers"].items() if k != "Content-Length"}
+    assert httpx.put(put["url"], content=data, headers=headers).status_code == 200
+    uploader.ingest()
+    assert uploader.owner_objects(owner) == []

@@ -278,6 +278,24 @@ class LifecycleTransaction:
         statement = update(uploads).where(uploads.c.id == upload_id)
         self._conn.execute(statement.values(announced_at=func.now()))
 
+    def expire_pending_uploads(self, *, grace: timedelta, reason: str) -> int:
+        """Pending uploads whose PUT expired more than `grace` ago: rejected `expired`."""
+        statement = (
+            update(uploads)
+            .where(
+                uploads.c.status == UploadStatus.PENDING,
+                uploads.c.expires_at < func.now() - grace,
+            )
+            .values(
+                status=UploadStatus.REJECTED,
+                reason_code="expired",
+                reason=reason,
+                settled_at=func.now(),
+            )
+            .returning(uploads.c.id)
+        )
+        return len(self._conn.execute(statement).all())
+
     def reject_pending_uploads(self, owner_id: str, *, reason_code: str, reason: str) -> int:
         statement = (
             update(uploads)

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from photo_restore.restore_requests import Caller
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# After its URL expired, how long an upload may still be arriving (a PUT begun just before).
+EXPIRY_GRACE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,15 @@ class Uploads:
         if upload is None or upload.owner_id != caller.user_id:
             raise UploadNotFound("no such upload")
         return _view(upload)
+
+    def expire_stale(self) -> int:
+        """Settle uploads never PUT (the sweeper's run): rejected `expired`, once a PUT begun
+        just before the URL expired has had EXPIRY_GRACE to finish. One that still lands is
+        deleted by the ingest, which finds its upload settled."""
+        with self._lifecycle.transaction() as tx:
+            return tx.expire_pending_uploads(
+                grace=EXPIRY_GRACE, reason="nothing was uploaded before the upload URL expired"
+            )
 
     def limits(self) -> UploadLimits:
         return UploadLimits(
