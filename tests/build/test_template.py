@@ -466,7 +466,10 @@ def test_each_function_role_grants_exactly_what_its_handler_needs(
         publish,
     }
     assert inline_grants(translated, "DlqFunction") == poll_dlq | settle | {publish}
-    assert inline_grants(translated, "SweeperFunction") == settle | {publish}
+    assert inline_grants(translated, "SweeperFunction") == settle | {
+        ("s3:DeleteObject", ORIGINALS),  # what an expired upload left
+        publish,
+    }
     poll_ingest = {(action, "sqs:IngestQueue") for action in SQS_POLLER}
     assert inline_grants(translated, "IngestFunction") == poll_ingest | {
         ("s3:GetObject", ORIGINALS),
@@ -513,6 +516,9 @@ def test_created_originals_reach_the_ingest_queue_and_only_s3_of_the_account_sen
     }
     redrive = properties(resources, "IngestQueue")["RedrivePolicy"]
     assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
+    alarm = properties(resources, "IngestDeadLetterQueueNotEmptyAlarm")
+    [watched] = alarm["Dimensions"]
+    assert watched["Value"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "QueueName"]}
     # Browsers of the API's CORS origins may PUT there, and only PUT.
     has_cors, rules, none = bucket["Properties"]["CorsConfiguration"]["Fn::If"]
     assert (has_cors, none) == ("HasCors", {"Ref": "AWS::NoValue"})

@@ -322,28 +322,34 @@ def test_the_ingest_handler_acknowledges_what_is_not_an_upload_and_retries_outag
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
 
 
-def test_the_sweeper_expires_uploads_never_made_and_a_late_one_is_deleted(
+def test_the_sweeper_expires_uploads_never_ingested_and_removes_what_they_left(
     uploader: Uploader, engine: Engine, pipeline_settings: Settings
 ) -> None:
-    owner, data = new_owner(), old_photo()
-    late = uploader.request(owner, data)[1]
+    owner = new_owner()
+    late_data, lost_data = old_photo(seed=1), old_photo(seed=2)
+    late = uploader.request(owner, late_data)[1]  # PUT only after the sweep
+    lost = uploader.upload(owner, lost_data)  # PUT, its notification lost (dead-lettered)
+    uploader.pipeline.sqs.purge_queue(QueueUrl=uploader.resources.ingest_queue_url)
     fresh = uploader.request(owner, old_photo(seed=3))[1]
-    with engine.begin() as conn:  # its URL expired two hours ago, past the hour of grace
+    expired_ids = [uuid.UUID(late["upload_id"]), uuid.UUID(lost["upload_id"])]
+    with engine.begin() as conn:  # their URLs expired over two hours ago, past the grace
         conn.execute(
             uploads.update()
-            .where(uploads.c.id == uuid.UUID(late["upload_id"]))
+            .where(uploads.c.id.in_(expired_ids))
             .values(expires_at=uploads.c.expires_at - timedelta(hours=2, minutes=15))
         )
     sweeper = load_handler("sweeper", pipeline_settings)
     result = sweeper.lambda_handler({}, LocalLambdaContext(function_name="sweeper"))
-    assert result["uploads_expired"] >= 1  # other tests' may expire too
-    expired = uploader.status(owner, late["upload_id"])
-    assert (expired["status"], expired["reason_code"]) == ("rejected", "expired")
+    assert result["uploads_expired"] >= 2  # other tests' may expire too
+    for upload in (late, lost):
+        expired = uploader.status(owner, upload["upload_id"])
+        assert (expired["status"], expired["reason_code"]) == ("rejected", "expired")
     assert uploader.status(owner, fresh["upload_id"])["status"] == "pending"
+    assert uploader.owner_objects(owner) == []  # the lost one's object removed
 
     # A PUT that still lands (moto does not enforce the expiry) is deleted by the ingest.
     put = late["upload"]
     headers = {k: v for k, v in put["headers"].items() if k != "Content-Length"}
-    assert httpx.put(put["url"], content=data, headers=headers).status_code == 200
+    assert httpx.put(put["url"], content=late_data, headers=headers).status_code == 200
     uploader.ingest()
     assert uploader.owner_objects(owner) == []

@@ -278,8 +278,9 @@ class LifecycleTransaction:
         statement = update(uploads).where(uploads.c.id == upload_id)
         self._conn.execute(statement.values(announced_at=func.now()))
 
-    def expire_pending_uploads(self, *, grace: timedelta, reason: str) -> int:
-        """Pending uploads whose PUT expired more than `grace` ago: rejected `expired`."""
+    def expire_pending_uploads(self, *, grace: timedelta, reason: str) -> list[str]:
+        """Pending uploads whose PUT expired more than `grace` ago: rejected `expired`; their
+        object keys (an object may be there: its ingest may have died in the DLQ)."""
         statement = (
             update(uploads)
             .where(
@@ -292,9 +293,9 @@ class LifecycleTransaction:
                 reason=reason,
                 settled_at=func.now(),
             )
-            .returning(uploads.c.id)
+            .returning(uploads.c.object_key)
         )
-        return len(self._conn.execute(statement).all())
+        return list(self._conn.execute(statement).scalars())
 
     def reject_pending_uploads(self, owner_id: str, *, reason_code: str, reason: str) -> int:
         statement = (

@@ -119,13 +119,16 @@ class Uploads:
         return _view(upload)
 
     def expire_stale(self) -> int:
-        """Settle uploads never PUT (the sweeper's run): rejected `expired`, once a PUT begun
-        just before the URL expired has had EXPIRY_GRACE to finish. One that still lands is
+        """Settle uploads never ingested (the sweeper's run): rejected `expired` once a PUT
+        begun just before the URL expired has had EXPIRY_GRACE to finish, and whatever object
+        one left deleted (its ingest may have died in the DLQ). One still landing later is
         deleted by the ingest, which finds its upload settled."""
         with self._lifecycle.transaction() as tx:
-            return tx.expire_pending_uploads(
-                grace=EXPIRY_GRACE, reason="nothing was uploaded before the upload URL expired"
+            keys = tx.expire_pending_uploads(
+                grace=EXPIRY_GRACE, reason="nothing was ingested before the upload URL expired"
             )
+        self._storage.delete_many(keys)
+        return len(keys)
 
     def limits(self) -> UploadLimits:
         return UploadLimits(
