@@ -18,6 +18,16 @@ MEDIA_TYPES = {
     "HEIF": "image/heic",
     "AVIF": "image/avif",
 }
+# Other names clients (and browsers' File.type) give those types; an upload is signed with
+# the canonical one, which its answer's headers say.
+MEDIA_TYPE_ALIASES = {
+    "image/jpg": "image/jpeg",
+    "image/pjpeg": "image/jpeg",
+    "image/x-png": "image/png",
+    "image/heif": "image/heic",
+    "image/heic-sequence": "image/heic",
+    "image/heif-sequence": "image/heic",
+}
 EXTENSIONS = {
     "image/jpeg": ".jpg",
     "image/png": ".png",

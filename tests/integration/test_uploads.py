@@ -162,6 +162,24 @@ def test_an_upload_put_over_http_becomes_an_uploaded_photo_and_dedups_after(
     assert uploader.request(new_owner(), data)[0] == 201
 
 
+def test_a_heic_declared_under_another_name_is_signed_and_stored_as_image_heic(
+    uploader: Uploader, engine: Engine
+) -> None:
+    owner, data = new_owner(), old_photo((400, 300), fmt="HEIF")
+    created = uploader.upload(owner, data, content_type="image/HEIF; q=1")
+    assert created["upload"]["headers"]["Content-Type"] == "image/heic"
+    uploader.ingest()
+    done = uploader.status(owner, created["upload_id"])
+    assert done["status"] == "accepted", done
+    with engine.connect() as conn:
+        row = conn.execute(select(photos).where(photos.c.id == uuid.UUID(done["photo_id"]))).one()
+    assert (row.mime_type, row.metadata_json["format"], row.original_key[-5:]) == (
+        "image/heic",
+        "HEIC",
+        ".heic",
+    )
+
+
 def test_unaccepted_uploads_are_refused_up_front_with_a_reason(uploader: Uploader) -> None:
     owner, data = new_owner(), old_photo()
     status, body = uploader.request(owner, data, content_type="application/pdf")

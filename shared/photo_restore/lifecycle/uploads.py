@@ -17,7 +17,7 @@ from photo_restore.errors import (
     UploadNotFound,
     UploadTooLarge,
 )
-from photo_restore.image_formats import EXTENSIONS
+from photo_restore.image_formats import EXTENSIONS, MEDIA_TYPE_ALIASES
 from photo_restore.lifecycle.queries import LifecycleRepository, UploadRecord, UploadStatus
 from photo_restore.lifecycle.views import (
     PresignedUpload,
@@ -64,7 +64,8 @@ class Uploads:
         self._clock = clock
 
     def request_upload(self, caller: Caller, body: UploadRequestBody) -> UploadAnswer:
-        content_type = body.content_type.split(";", 1)[0].strip().lower()
+        declared = body.content_type.split(";", 1)[0].strip().lower()
+        content_type = MEDIA_TYPE_ALIASES.get(declared, declared)
         if content_type not in EXTENSIONS:
             accepted = ", ".join(sorted(EXTENSIONS))
             raise UnsupportedUploadType(f"{content_type or 'no type'} is not accepted ({accepted})")
