@@ -680,18 +680,21 @@ photo-restore local API on {url}  (HTTP API + JWT authorizer, like sam local sta
   events:      moto EventBridge bus {stack.settings.event_bus_name}; printed here as published
   SiliconFlow: {stack.siliconflow_description}
   JWT:         HS256, audience "authenticated"; secret: {secret_line}
-  pollers:     worker and DLQ running; sweeper every {SWEEP_INTERVAL_SECONDS:.0f} s
+  pollers:     worker, DLQ, ingest (S3 notifications); sweeper every {SWEEP_INTERVAL_SECONDS:.0f} s
 
 demo token (sub={DEMO_USER_ID}, valid 24 h):
   export TOKEN={token}
 
-try it:
+try it (README, "For a frontend": the same upload through POST /uploads and a presigned PUT):
   curl -s -X POST {auth} --data-binary @photo.jpg {url}/local/photos
+  curl -s {auth} '{url}/photos?limit=20'
   curl -s -X POST {auth} -H 'Idempotency-Key: KEY' {url}/photos/PHOTO_ID/restore
   curl -s {auth} {url}/photos/PHOTO_ID
   curl -s -X DELETE {auth} {url}/photos/PHOTO_ID/restore
   curl -s {auth} '{url}/photos/PHOTO_ID/restores?limit=20'
   curl -s -X PUT {auth} -H 'content-type: application/json' \\
        -d '{{"restore_attempt_id": "ATTEMPT_ID"}}' {url}/photos/PHOTO_ID/selected-restore
+  curl -s -X POST {auth} {url}/photos/PHOTO_ID/archive
+  curl -s -X DELETE {auth} {url}/photos/PHOTO_ID
 
 Ctrl-C stops everything."""
