@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine
 
 from photo_restore.lifecycle import wiring as lifecycle
+from photo_restore.models import photos
 from photo_restore.preprocess import PreprocessLimits, preprocess_image
 from photo_restore.queue import RestoreMessage, RestoreQueue
 from photo_restore.repository import SqlRepository
@@ -213,3 +214,20 @@ def test_erase_user_removes_every_object_marks_every_photo_deleted_and_can_run_a
     assert pipeline.photo(kept.id).status == "uploaded" and objects_of(pipeline, kept)
     assert main(["erase-user", owner]) == 0
     assert "0 photo(s) deleted, 0 object(s) removed" in capsys.readouterr().out
+
+
+def test_an_original_two_rows_share_is_removed_only_with_the_last_of_them(
+    pipeline: Pipeline,
+) -> None:
+    """Rows of the existing app may name one original (its own dedup): deleting one of them
+    keeps the object the other still shows."""
+    first = pipeline.add_photo(old_photo())
+    second = records.insert_photo(pipeline.engine, owner_id=first.owner_id)
+    with pipeline.engine.begin() as conn:
+        conn.execute(
+            photos.update().where(photos.c.id == second.id).values(original_key=first.original_key)
+        )
+    assert pipeline.call_api("DELETE", f"/photos/{first.id}", first.owner_id)[0] == 200
+    assert objects_of(pipeline, first) == [first.original_key]
+    assert pipeline.call_api("DELETE", f"/photos/{second.id}", first.owner_id)[0] == 200
+    assert objects_of(pipeline, first) == []

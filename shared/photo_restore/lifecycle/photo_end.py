@@ -102,15 +102,19 @@ class PhotoEnd:
             )
         # Listed first: what was there is counted without asking S3 about each key.
         originals = set(self._storage.keys_under(owner_originals_prefix(owner_id)))
-        deleted = removed = 0
+        # Every photo deleted first, then every object removed: no photo of theirs is still
+        # live to keep an object it shares with another.
+        ended_photos = []
         for photo_id in photo_ids:
             with self._lifecycle.transaction() as tx:
                 photo = tx.locked_photo(photo_id)
                 ended = self._mark_deleted(tx, photo) if photo else None
-            removed += self._remove_objects(photo_id, present=originals)
             if photo is not None and ended is not None:
-                deleted += 1
-                self._announce(photo, ended, reason="erasure")
+                ended_photos.append((photo, ended))
+        removed = sum(self._remove_objects(p, present=originals) for p in photo_ids)
+        for photo, ended in ended_photos:
+            self._announce(photo, ended, reason="erasure")
+        deleted = len(ended_photos)
         # What is left under the owner's prefix: originals of uploads never ingested.
         leftovers = sorted(originals)
         self._storage.delete_many(leftovers)

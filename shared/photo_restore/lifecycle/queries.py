@@ -114,7 +114,9 @@ class LifecycleTransaction:
 
     def photo_object_keys(self, photo_id: uuid.UUID) -> set[str]:
         """Every key the rows name for the photo: its original, selected restoration and
-        thumbnail, and each attempt's stored result (the rest share one prefix in S3)."""
+        thumbnail, and each attempt's stored result (the rest share one prefix in S3); but
+        none that another live photo of the owner still names (rows of the existing app may
+        share an original)."""
         statement = (
             select(photos.c.original_key, photos.c.processed_key, jobs.c.thumbnail_s3_key)
             .select_from(photos.outerjoin(jobs, jobs.c.id == photos.c.id))
@@ -126,7 +128,14 @@ class LifecycleTransaction:
             restore_attempts.c.job_id == photo_id, restore_attempts.c.s3_key != PENDING_S3_KEY
         )
         keys |= set(self._conn.execute(results).scalars())
-        return keys
+        owner = select(photos.c.owner_id).where(photos.c.id == photo_id).scalar_subquery()
+        others = select(photos.c.original_key, photos.c.processed_key).where(
+            photos.c.owner_id == owner,
+            photos.c.id != photo_id,
+            photos.c.status.in_([s.value for s in LIVE_STATUSES]),
+        )
+        still_named = {key for row in self._conn.execute(others) for key in row if key}
+        return keys - still_named
 
     def owner_photo_ids(self, owner_id: str) -> list[uuid.UUID]:
         statement = select(photos.c.id).where(photos.c.owner_id == owner_id)
