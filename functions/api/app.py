@@ -154,7 +154,7 @@ def select_restore(photo_id: uuid.UUID, body: SelectRestoreBody) -> SelectedRest
     return wiring.restore_requests().select_restore(caller(), photo_id, body.restore_attempt_id)
 
 
-# --- A photo's life: gallery, archive, delete (photo_restore.lifecycle) --------------------
+# --- A photo's life: uploads, gallery, archive, delete (photo_restore.lifecycle) -----------
 
 GONE = "photo_deleted: the photo was deleted (404 for anyone else's)"
 
