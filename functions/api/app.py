@@ -26,6 +26,14 @@ from photo_restore.http_errors import (
     INTERNAL_ERROR_MESSAGE,
     INTERNAL_ERROR_METRIC,
     answered_status,
+from photo_restore.lifecycle import wiring as lifecycle
+from photo_restore.lifecycle.gallery import MAX_GALLERY_PAGE
+from photo_restore.lifecycle.views import (
+    GalleryPage,
+    GalleryStatus,
+    PhotoStatusView,
+    UploadRequestBody,
+    UploadView,
 )
 from photo_restore.observability import handler_tools
 from photo_restore.request_bodies import parse_json_body
@@ -164,6 +172,84 @@ def list_restores(
 )
 def select_restore(photo_id: uuid.UUID, body: SelectRestoreBody) -> SelectedRestore:
     return wiring.restore_requests().select_restore(caller(), photo_id, body.restore_attempt_id)
+
+
+# --- A photo's life: uploads, gallery, archive, delete (photo_restore.lifecycle) -----------
+
+GONE = "photo_deleted: the photo was deleted (404 for anyone else's)"
+
+
+@app.get(
+    "/photos",
+    responses=success(200, GalleryPage, "The caller's photos, newest first, a page"),
+)
+def list_photos(
+    limit: Annotated[int, Query(ge=1, le=MAX_GALLERY_PAGE, description="Page size")] = 20,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    status: Annotated[
+        GalleryStatus | None, Query(description="Only these; default: all but archived")
+    ] = None,
+) -> GalleryPage:
+    return lifecycle.gallery().list_photos(caller(), limit=limit, cursor=cursor, status=status)
+
+
+@app.post(
+    "/photos/<photo_id>/archive",
+    responses=success(
+        200, PhotoStatusView, "Archived (or already)", e409="already_processing", e410=GONE
+    ),
+)
+def archive_photo(photo_id: uuid.UUID) -> PhotoStatusView:
+    return lifecycle.photo_end().archive(caller(), photo_id)
+
+
+@app.post(
+    "/photos/<photo_id>/unarchive",
+    responses=success(
+        200, PhotoStatusView, "Back to ready or uploaded", e409="not_archived", e410=GONE
+    ),
+)
+def unarchive_photo(photo_id: uuid.UUID) -> PhotoStatusView:
+    return lifecycle.photo_end().unarchive(caller(), photo_id)
+
+
+@app.delete(
+    "/photos/<photo_id>",
+    responses=success(
+        200,
+        PhotoStatusView,
+        "Deleted, every object of it removed; a repeat answers the same",
+        e409="already_processing: its restoration is being settled; try again",
+    ),
+)
+def delete_photo(photo_id: uuid.UUID) -> PhotoStatusView:
+    deleted = lifecycle.photo_end().delete(caller(), photo_id)
+    logger.info("photo deleted", photo_id=str(photo_id))
+    return deleted
+
+
+@app.post(
+    "/uploads",
+    responses=success(
+        201,
+        UploadView,
+        "A presigned PUT for the photo (200: the photo you already have with this checksum)",
+        e413="upload_too_large: size_bytes is above the limit",
+        e415="unsupported_media_type: content_type is not an accepted image type",
+        e422="invalid_request: sha256 is not 64 hex digits (or another field)",
+    ),
+)
+def request_upload(body: UploadRequestBody) -> Response[UploadView]:
+    answer = lifecycle.uploads().request_upload(caller(), body)
+    return Response(answer.status, content_types.APPLICATION_JSON, answer.body)
+
+
+@app.get(
+    "/uploads/<upload_id>",
+    responses=success(200, UploadView, "pending, accepted (its photo) or rejected (why)"),
+)
+def get_upload(upload_id: uuid.UUID) -> UploadView:
+    return lifecycle.uploads().get_upload(caller(), upload_id)
 
 
 def error_response(error: RestoreError) -> Response[str]:

@@ -334,6 +334,46 @@ class RetriesExhausted(RestoreError):
     kind = FailureKind.PERMANENT
 
 
+# --- A photo's life (photo_restore.lifecycle) ---------------------------------------------
+
+
+class PhotoGone(RestoreError):
+    """The owner's photo was deleted: nothing of it is served any more (others get 404)."""
+
+    code = "photo_deleted"
+    kind = FailureKind.PERMANENT
+    retryable = False
+    user_message = "This photo was deleted."
+
+
+class NotArchived(RestoreError):
+    code = "not_archived"
+    kind = FailureKind.PERMANENT
+    retryable = False
+    user_message = "This photo is not archived."
+
+
+class UploadNotFound(RestoreError):
+    code = "upload_not_found"
+    kind = FailureKind.PERMANENT
+    retryable = False
+    user_message = "This upload does not exist."
+
+
+class UnsupportedUploadType(RestoreError):
+    code = "unsupported_media_type"
+    kind = FailureKind.PERMANENT
+    retryable = False
+    user_message = UnsupportedImage.user_message
+
+
+class UploadTooLarge(RestoreError):
+    code = "upload_too_large"
+    kind = FailureKind.PERMANENT
+    retryable = False
+    user_message = "The photo is too large. Please upload a smaller version."
+
+
 def _subclasses(cls: type[RestoreError]) -> list[type[RestoreError]]:
     found = []
     for sub in cls.__subclasses__():

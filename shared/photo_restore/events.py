@@ -41,6 +41,9 @@ DETAIL_TYPES = {
     AttemptState.FAILED: "RestoreFailed",
     AttemptState.CANCELED: "RestoreCanceled",
 }
+# A photo's own life (photo_restore.lifecycle): consumers deduplicate on `photo_id`.
+PHOTO_UPLOADED = "PhotoUploaded"
+PHOTO_DELETED = "PhotoDeleted"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,20 @@ class RestoreEvent:
                 },
             },
         )
+
+    @classmethod
+    def photo_uploaded(
+        cls, photo_id: uuid.UUID, owner_id: str, upload_id: uuid.UUID
+    ) -> RestoreEvent:
+        """A direct upload became a photo (`uploaded`), after the commit that made it."""
+        detail = {"photo_id": str(photo_id), "owner_id": owner_id, "upload_id": str(upload_id)}
+        return cls(detail_type=PHOTO_UPLOADED, detail=detail)
+
+    @classmethod
+    def photo_deleted(cls, photo_id: uuid.UUID, owner_id: str, reason: str) -> RestoreEvent:
+        """A photo is `deleted` and its objects removed; `reason`: user | erasure."""
+        detail = {"photo_id": str(photo_id), "owner_id": owner_id, "reason": reason}
+        return cls(detail_type=PHOTO_DELETED, detail=detail)
 
 
 class EventPublishFailed(DependencyUnavailable):

@@ -1,5 +1,5 @@
-"""The existing app's tables (photos, jobs, restore_attempts), which we match, and the one small
-table this service owns (provider pacing), kept apart in its own metadata.
+"""The existing app's tables (photos, jobs, restore_attempts), which we match, and the small
+tables this service owns (provider pacing, uploads), kept apart in its own metadata.
 
 SQLAlchemy Core tables, not ORM classes: every statement here is a Core expression (the
 conditional UPDATEs above all), and the ORM's import alone cost the API's cold start ~0.1 s.
@@ -91,4 +91,28 @@ provider_pacing = Table(
     service_metadata,
     Column("key", String, primary_key=True),
     Column("next_free_at", DateTime(timezone=True), nullable=False),
+)
+
+# Direct uploads (photo_restore.lifecycle): one row per presigned upload; its id is the id of
+# the photo it becomes. `photo_id` is the photo it ended as: its own, or the user's live photo
+# with the same checksum (a duplicate). Status: pending | accepted | rejected (+ reason).
+uploads = Table(
+    "photo_restore_uploads",
+    service_metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("owner_id", String, nullable=False),
+    Column("object_key", String, nullable=False),
+    Column("content_type", String, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("checksum_sha256", String, nullable=False),  # hex, as photos.checksum_sha256
+    Column("status", String, nullable=False),
+    Column("reason_code", String, nullable=True),
+    Column("reason", String, nullable=True),
+    Column("photo_id", Uuid, nullable=True),
+    _created_at(),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("settled_at", DateTime(timezone=True), nullable=True),
+    # When PhotoUploaded was published (at least once: a redelivery publishes a missing one).
+    Column("announced_at", DateTime(timezone=True), nullable=True),
+    Index("ix_photo_restore_uploads_owner_checksum", "owner_id", "checksum_sha256"),
 )

@@ -572,3 +572,14 @@ def _cms_convert(image: Image.Image, profile: ImageCms.ImageCmsProfile) -> Image
 @cache
 def _srgb() -> ImageCms.ImageCmsProfile:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def open_image(data: bytes) -> ImageFile.ImageFile:
+    """The worker's allow-listed opener, its header read and nothing decoded: for checks made
+    before a restoration (the ingest of an upload). Raises UnsupportedImage, CorruptImage or
+    ImageTooLarge (Pillow's own decompression-bomb limit)."""
+    return _open(data, _allowed_formats())
+
+
+def reported_format(fmt: str, data: bytes) -> str:
+    return _reported_format(fmt, data)

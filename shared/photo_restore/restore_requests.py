@@ -28,6 +28,7 @@ from photo_restore.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
     NotProcessing,
+    PhotoGone,
     PhotoNotFound,
     PhotoNotRestorable,
     QueueUnavailable,
@@ -390,8 +391,10 @@ class RestoreRequests:
     @staticmethod
     def _visible_photo(tx: Transaction, caller: Caller, photo_id: uuid.UUID) -> Photo:
         photo = tx.owned_photo(photo_id, caller.user_id)
-        if photo is None or photo.status is PhotoStatus.DELETED:
+        if photo is None:
             raise PhotoNotFound("no such photo")
+        if photo.status is PhotoStatus.DELETED:
+            raise PhotoGone("this photo was deleted")
         return photo
 
     @staticmethod

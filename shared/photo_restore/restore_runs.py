@@ -47,6 +47,7 @@ from photo_restore.repository import Repository
 from photo_restore.result_image import RestoredImage, decode_result
 from photo_restore.settings import SQS_MAX_DELAY_SECONDS, Settings
 from photo_restore.siliconflow import SiliconFlowRequest, SiliconFlowResponse
+from photo_restore.status import PhotoStatus
 from photo_restore.storage import (
     ObjectStorage,
     before_key,
@@ -265,6 +266,7 @@ class RestoreRun:
                 photo_id=photo.id, attempt_id=attempt.id, s3_key=key, params=params
             )
             current = tx.attempt(attempt.id)
+            erased = not completed and _deleted(tx.photo(photo.id))
         measured = {
             "trace_id": answer.trace_id,
             "inference_seconds": answer.inference_time_seconds,
@@ -274,7 +276,7 @@ class RestoreRun:
         if not completed:
             # Settled meanwhile (a cancel, a concurrent duplicate, the sweeper): keep the images
             # only if they are the ones the attempt points to.
-            if current is None or current.restored_key != key:
+            if current is None or current.restored_key != key or erased:
                 discard_images_of_unsuccessful_attempt(self._storage, attempt)
             state = current.state if current else "gone"
             logger.info("attempt %s was settled (%s) while this delivery ran", attempt.id, state)
@@ -393,7 +395,8 @@ class RestoreRun:
         stored, unless a concurrent delivery of the same message succeeded with those keys."""
         with self._repository.transaction() as tx:
             current = tx.attempt(attempt.id)
-        if current is None or current.restored_key is None:
+            erased = _deleted(tx.photo(attempt.photo_id))
+        if current is None or current.restored_key is None or erased:
             discard_images_of_unsuccessful_attempt(self._storage, attempt)
         state = current.state if current else "gone"
         logger.info(
@@ -544,6 +547,12 @@ class RestoreRun:
     @staticmethod
     def _report(outcome: RunOutcome, attempt: Attempt, **fields: Any) -> RunReport:
         return RunReport(outcome, attempt.photo_id, attempt.id, **fields)
+
+
+def _deleted(photo: Photo | None) -> bool:
+    """A photo deleted while a delivery ran keeps nothing it stored, even the images of a
+    concurrent duplicate's success: the delete's own removal may have run before they landed."""
+    return photo is None or photo.status is PhotoStatus.DELETED
 
 
 def next_daily_reset(now: datetime, reset_utc_hour: int) -> datetime:

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     preprocess_memory_fraction: float = Field(default=0.45, gt=0, le=0.9)
     jpeg_quality: int = Field(default=90, ge=1, le=100)
     presigned_url_seconds: int = 900
+    # How long a direct upload's presigned PUT works (photo_restore.lifecycle).
+    upload_url_seconds: int = Field(default=900, ge=60, le=3600)
     # How the input reaches SiliconFlow: "presigned_url" or "data_uri"; unset = what the base
     # URL's reference documents (see effective_image_transport).
     image_transport: Literal["presigned_url", "data_uri"] | None = None

@@ -26,6 +26,12 @@ ALLOWED_TRANSITIONS: frozenset[tuple[PhotoStatus, PhotoStatus]] = frozenset(
         (PhotoStatus.READY, PhotoStatus.PROCESSING),  # another restore requested
         (PhotoStatus.READY, PhotoStatus.ARCHIVED),  # user archives
         (PhotoStatus.ARCHIVED, PhotoStatus.DELETED),  # user deletes
+        # This service's additions (README: a photo's end): a photo never restored can be
+        # archived too, and archiving is undone to the status it left (ready with a
+        # restoration, uploaded without). `deleted` is still reached only from `archived`.
+        (PhotoStatus.UPLOADED, PhotoStatus.ARCHIVED),
+        (PhotoStatus.ARCHIVED, PhotoStatus.READY),
+        (PhotoStatus.ARCHIVED, PhotoStatus.UPLOADED),
     }
 )
 
@@ -33,6 +39,11 @@ ALLOWED_TRANSITIONS: frozenset[tuple[PhotoStatus, PhotoStatus]] = frozenset(
 RESTORABLE_STATUSES: frozenset[PhotoStatus] = frozenset(
     source for source, target in ALLOWED_TRANSITIONS if target is PhotoStatus.PROCESSING
 )
+# Statuses a user may archive from (a photo at rest), and the live ones (served at all).
+ARCHIVABLE_STATUSES: frozenset[PhotoStatus] = frozenset(
+    source for source, target in ALLOWED_TRANSITIONS if target is PhotoStatus.ARCHIVED
+)
+LIVE_STATUSES: frozenset[PhotoStatus] = frozenset(PhotoStatus) - {PhotoStatus.DELETED}
 
 
 class TransitionNotAllowed(ValueError):
@@ -55,4 +66,11 @@ def status_after_failed_restore(*, has_restoration: bool) -> PhotoStatus:
     a failed re-restore must not hide the restoration the user already has."""
     target = PhotoStatus.READY if has_restoration else PhotoStatus.UPLOADED
     check_transitions([PhotoStatus.PROCESSING], [target])
+    return target
+
+
+def status_after_unarchive(*, has_restoration: bool) -> PhotoStatus:
+    """`archived -> ready` when the photo keeps a restoration, else `-> uploaded`."""
+    target = PhotoStatus.READY if has_restoration else PhotoStatus.UPLOADED
+    check_transitions([PhotoStatus.ARCHIVED], [target])
     return target

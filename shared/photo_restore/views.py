@@ -261,6 +261,7 @@ ERROR_RESPONSES: dict[int, Any] = {
         "a subject (answered by the function)",
     ),
     404: _json(ErrorBody, "photo_not_found: no such photo (or not yours)"),
+    410: _json(ErrorBody, "photo_deleted: the caller's photo was deleted; nothing of it is served"),
     413: _json(GatewayPayloadTooLarge, "The body is over 10 MB (answered by API Gateway)"),
     422: _json(ErrorBody, "invalid_request: a parameter, header or body field (named in `field`)"),
     429: _json(GatewayThrottled, THROTTLED),

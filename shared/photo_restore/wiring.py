@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from photo_restore.c2pa_signing import SigningCredentials
-    from photo_restore.events import RestoreAnnouncer
+    from photo_restore.events import EventPublisher, RestoreAnnouncer
     from photo_restore.queue import RestoreQueue
     from photo_restore.repository import SqlRepository
     from photo_restore.restore_giveup import RestoreGiveUp
@@ -133,23 +133,22 @@ def restore_queue() -> RestoreQueue:
 
 
 @cache
-def restore_announcer() -> RestoreAnnouncer:
+def event_publisher() -> EventPublisher:
     from photo_restore import aws
-    from photo_restore.events import (
-        EventBridgePublisher,
-        EventPublisher,
-        NoEvents,
-        RestoreAnnouncer,
-    )
-    from photo_restore.observability import count_in_current_handler
+    from photo_restore.events import EventBridgePublisher, NoEvents
 
     bus = get_settings().event_bus_name
-    publisher: EventPublisher = (
-        EventBridgePublisher(aws.on_first_use(aws.events_client), bus) if bus else NoEvents()
-    )
+    return EventBridgePublisher(aws.on_first_use(aws.events_client), bus) if bus else NoEvents()
+
+
+@cache
+def restore_announcer() -> RestoreAnnouncer:
+    from photo_restore.events import RestoreAnnouncer
+    from photo_restore.observability import count_in_current_handler
+
     return RestoreAnnouncer(
         repository(),
-        publisher,
+        event_publisher(),
         on_publish_failed=lambda: count_in_current_handler("EventPublishFailed"),
     )
 
@@ -195,6 +194,7 @@ def reset() -> None:
         restore_requests,
         restore_giveup,
         restore_announcer,
+        event_publisher,
         restore_queue,
         object_storage,
         repository,

@@ -104,3 +104,46 @@ def test_the_built_sweeper_runs_on_the_schedule_event(
     event = event_file(tmp_path, "sweeper_schedule.json", {})
     result = invoke("SweeperFunction", event, build_dir, pipeline_settings)
     assert isinstance(result["settled"], list)
+
+
+EVENT_UPLOAD_OWNER = "0b6f9c1e-2d4a-4f8e-9c3b-7a5d1e2f3a4b"
+EVENT_UPLOAD_ID = "5d2e8f1a-3b4c-4d6e-8f9a-1b2c3d4e5f6a"
+
+
+def test_the_built_ingest_makes_a_photo_of_an_upload_from_the_event_file(
+    build_dir: Path, tmp_path: Path, engine: Engine, pipeline_settings: Settings, s3: Any
+) -> None:
+    """A real upload (POST /uploads' use case, the PUT over HTTP), then the event file's
+    notification naming its key: the built ingest (Pillow from its imaging layer) accepts it."""
+    import hashlib
+
+    import httpx
+
+    from photo_restore.lifecycle.queries import LifecycleRepository
+    from photo_restore.lifecycle.uploads import Uploads
+    from photo_restore.lifecycle.views import UploadRequestBody
+    from photo_restore.repository import SqlRepository
+    from photo_restore.restore_requests import Caller
+    from photo_restore.storage import ObjectStorage
+
+    owner, data = str(uuid.uuid4()), old_photo()
+    uploads = Uploads(
+        LifecycleRepository(SqlRepository(engine)),
+        ObjectStorage(s3, pipeline_settings.bucket_name),
+        pipeline_settings,
+    )
+    declared = UploadRequestBody(
+        content_type="image/jpeg", size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest()
+    )
+    created = uploads.request_upload(Caller(owner, None), declared).body
+    assert created.upload is not None and created.upload_id is not None
+    headers = {k: v for k, v in created.upload.headers.items() if k != "Content-Length"}
+    assert httpx.put(created.upload.url, content=data, headers=headers).status_code == 200
+
+    replacements = {EVENT_UPLOAD_OWNER: owner, EVENT_UPLOAD_ID: str(created.upload_id)}
+    event = event_file(tmp_path, "ingest_sqs.json", replacements)
+    assert invoke("IngestFunction", event, build_dir, pipeline_settings) == {
+        "batchItemFailures": []
+    }
+    photo = records.photo(engine, created.upload_id)
+    assert (photo.status, photo.owner_id, photo.size_bytes) == ("uploaded", owner, len(data))

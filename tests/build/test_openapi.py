@@ -23,7 +23,7 @@ def test_the_handler_serves_exactly_the_routes_the_template_gives_api_gateway() 
     assert isinstance(paths, dict)
     handler_routes = {(m.upper(), p) for p, methods in paths.items() for m in methods}
     assert handler_routes == {(route.method, route.template) for route in api_routes()}
-    assert len(handler_routes) == 5
+    assert len(handler_routes) == 11
     assert document["security"] == [{"supabaseJwt": []}]
     restore = paths["/photos/{photo_id}/restore"]["post"]
     assert {"202", "401", "404", "409", "422", "429"} <= set(restore["responses"])

@@ -19,6 +19,7 @@ FUNCTION_DIRS = {
     "WorkerFunction": "worker",
     "DlqFunction": "dlq",
     "SweeperFunction": "sweeper",
+    "IngestFunction": "ingest",
 }
 IMAGING_MODULES = {"PIL", "pillow_heif", "httpx", "pyvips", "_libvips", "cffi"}
 # Lambda's limit for a function and all its layers, unzipped.

@@ -24,6 +24,7 @@ FUNCTIONS = {
     "WorkerFunction": "functions/worker/",
     "DlqFunction": "functions/dlq/",
     "SweeperFunction": "functions/sweeper/",
+    "IngestFunction": "functions/ingest/",
 }
 # The API's routes as the template declares them: the local gateway serves exactly these
 # (photo_restore_tools.template.api_routes), and test_openapi ties them to the handler's.
@@ -33,6 +34,12 @@ ROUTES = {
     "GET /photos/{photo_id}",
     "GET /photos/{photo_id}/restores",
     "PUT /photos/{photo_id}/selected-restore",
+    "GET /photos",
+    "POST /photos/{photo_id}/archive",
+    "POST /photos/{photo_id}/unarchive",
+    "DELETE /photos/{photo_id}",
+    "POST /uploads",
+    "GET /uploads/{upload_id}",
 }
 
 
@@ -213,8 +220,9 @@ def test_functions_run_python_3_13_from_their_folders(
         assert "Runtime" not in props and "Handler" not in props
 
 
-def test_only_the_worker_gets_the_imaging_layer(template: dict[str, Any]) -> None:
+def test_only_the_worker_and_the_ingest_get_the_imaging_layer(template: dict[str, Any]) -> None:
     shared = ["CoreLayer", "DomainLayer", "DatabaseCaLayer"]
+    imaging = ["CoreLayer", "ImagingLayer", "DomainLayer", "DatabaseCaLayer"]
     assert function_layers(template) == {
         "ApiFunction": shared,
         "WorkerFunction": [
@@ -227,6 +235,7 @@ def test_only_the_worker_gets_the_imaging_layer(template: dict[str, Any]) -> Non
         ],
         "DlqFunction": shared,
         "SweeperFunction": shared,
+        "IngestFunction": imaging,  # its checks open the image (Pillow, pillow-heif)
     }
 
 
@@ -246,13 +255,14 @@ def test_each_functions_concurrency_is_capped_so_its_connections_are(
     """The README's budget: connections = the sum of these, each container holding one."""
     reserved = {
         name: resources[name]["Properties"].get("ReservedConcurrentExecutions")
-        for name in ("ApiFunction", "WorkerFunction", "DlqFunction", "SweeperFunction")
+        for name in FUNCTIONS
     }
     assert reserved == {
         "ApiFunction": {"Ref": "ApiReservedConcurrency"},
         "WorkerFunction": {"Ref": "WorkerMaximumConcurrency"},
         "DlqFunction": 2,
         "SweeperFunction": 1,
+        "IngestFunction": 2,
     }
     worker_source = resources["WorkerFunction"]["Properties"]["Events"]["RestoreMessages"]
     dlq_source = resources["DlqFunction"]["Properties"]["Events"]["DeadMessages"]
@@ -379,6 +389,35 @@ def test_environment_variables_are_settings_or_powertools_and_never_secrets(
 # --- Permissions (every role's grants, as deployed: test_template_iam.py) -----------------
 
 
+def test_created_originals_reach_the_ingest_queue_and_only_s3_of_the_account_sends_there(
+    resources: dict[str, Any],
+) -> None:
+    bucket = resources["PhotoBucket"]
+    [notification] = bucket["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    assert notification["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert notification["Event"] == "s3:ObjectCreated:*"
+    [rule] = notification["Filter"]["S3Key"]["Rules"]
+    assert rule == {"Name": "prefix", "Value": {"Ref": "OriginalsPrefix"}}
+    assert bucket["DependsOn"] == "IngestQueuePolicy"
+    [statement] = properties(resources, "IngestQueuePolicy")["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    }
+    redrive = properties(resources, "IngestQueue")["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
+    alarm = properties(resources, "IngestDeadLetterQueueNotEmptyAlarm")
+    [watched] = alarm["Dimensions"]
+    assert watched["Value"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "QueueName"]}
+    # Browsers of the API's CORS origins may PUT there, and only PUT.
+    has_cors, rules, none = bucket["Properties"]["CorsConfiguration"]["Fn::If"]
+    assert (has_cors, none) == ("HasCors", {"Ref": "AWS::NoValue"})
+    [rule] = rules["CorsRules"]
+    assert rule["AllowedMethods"] == ["PUT"]
+    assert rule["AllowedOrigins"] == {"Ref": "CorsAllowedOrigins"}
+
+
 def test_secrets_are_readable_only_by_name(resources: dict[str, Any]) -> None:
     """Which roles may read them: test_template_iam.py's table."""
     for name, parameter in [
@@ -472,6 +511,19 @@ def test_sqs_events_carry_restore_messages_from_the_right_queue(
         RestoreMessage.model_validate_json(str(record.body))
         assert record.eventSourceARN.endswith(queue_suffix)
         assert record.attributes.ApproximateReceiveCount
+
+
+def test_the_ingest_event_is_an_s3_notification_of_an_original_from_the_ingest_queue() -> None:
+    from aws_lambda_powertools.utilities.parser.models import S3Model
+
+    event = SqsModel.model_validate(load_event("ingest_sqs.json"))
+    for record in event.Records:
+        assert record.eventSourceARN.endswith("-ingest")
+        notification = S3Model.model_validate_json(str(record.body))
+        [created] = notification.Records
+        assert created.eventName.startswith("ObjectCreated:")
+        assert created.s3.object is not None
+        assert created.s3.object.key.startswith("originals/")
 
 
 def test_sweeper_event_is_an_eventbridge_scheduled_event() -> None:

@@ -16,7 +16,13 @@ from photo_restore_tools.template import api_routes, load_template
 
 ISSUER = "https://ref.supabase.co/auth/v1"
 WITH_SUBNETS = {"SubnetIds": "subnet-0a,subnet-0b", "SecurityGroupIds": "sg-0a"}
-ROLES = ("ApiFunctionRole", "WorkerFunctionRole", "DlqFunctionRole", "SweeperFunctionRole")
+ROLES = (
+    "ApiFunctionRole",
+    "WorkerFunctionRole",
+    "DlqFunctionRole",
+    "SweeperFunctionRole",
+    "IngestFunctionRole",
+)
 
 # The only wildcard resources a role may have, and why: IAM has no narrower form of them.
 WILDCARDS_ALLOWED = {
@@ -38,6 +44,7 @@ EVENT_BUS = (
     "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
 )
 LIST_RESTORED = ("s3:ListBucket", "${PhotoBucket.Arn}", "s3:prefix=restored/*")
+ORIGINALS = "${PhotoBucket.Arn}/${OriginalsPrefix}*"
 
 
 def logs(group: str) -> set[tuple[str, str, str]]:
@@ -64,6 +71,10 @@ EXPECTED: dict[str, set[tuple[str, str, str]]] = {
         PUBLISH,
         ("s3:GetObject", RESTORED, ""),
         ("s3:DeleteObject", RESTORED, ""),
+        # A photo's life: presigned upload PUTs, and a delete of the original and restorations.
+        ("s3:PutObject", ORIGINALS, ""),
+        ("s3:DeleteObject", ORIGINALS, ""),
+        LIST_RESTORED,
     },
     "WorkerFunctionRole": logs("WorkerLogGroup")
     | TRACES
@@ -94,7 +105,17 @@ EXPECTED: dict[str, set[tuple[str, str, str]]] = {
     "SweeperFunctionRole": logs("SweeperLogGroup")
     | TRACES
     | {DATABASE_URL, PUBLISH, ("s3:GetObject", RESTORED, ""), ("s3:DeleteObject", RESTORED, "")}
-    | {LIST_RESTORED},
+    | {LIST_RESTORED, ("s3:DeleteObject", ORIGINALS, "")},  # what an expired upload left
+    "IngestFunctionRole": logs("IngestLogGroup")
+    | TRACES
+    | {(action, "${IngestQueue.Arn}", "") for action in POLL}
+    | {
+        DATABASE_URL,
+        PUBLISH,
+        ("s3:GetObject", ORIGINALS, ""),
+        ("s3:DeleteObject", ORIGINALS, ""),
+        ("s3:ListBucket", "${PhotoBucket.Arn}", "s3:prefix=${OriginalsPrefix}*"),
+    },
 }
 
 
@@ -326,6 +347,7 @@ def test_the_sqs_consumers_poll_through_event_source_mappings_their_roles_allow(
     assert mappings == {
         "WorkerFunction": "${RestoreQueue.Arn}",
         "DlqFunction": "${RestoreDeadLetterQueue.Arn}",
+        "IngestFunction": "${IngestQueue.Arn}",
     }
     for function, queue in mappings.items():
         allowed = {(a, r) for a, r, _ in grants(without_subnets, f"{function}Role")}

@@ -107,12 +107,19 @@ class Pipeline:
         assert status == 202, body
         return uuid.UUID(body["restore_attempt_id"])
 
-    def drain(self, source: SqsEventSource | None = None, timeout: float = 30) -> None:
+    def drain(
+        self,
+        source: SqsEventSource | None = None,
+        timeout: float = 30,
+        *,
+        queue_url: str | None = None,
+    ) -> None:
         """Poll like Lambda's event source mapping until the queue holds nothing at all."""
         source = source or self.worker_source
-        queue_url = (
-            self.settings.queue_url if source is self.worker_source else self.settings.dlq_url
-        )
+        if queue_url is None:
+            queue_url = (
+                self.settings.queue_url if source is self.worker_source else self.settings.dlq_url
+            )
         deadline = time.monotonic() + timeout
         empty_checks = 0
         while time.monotonic() < deadline:

@@ -166,8 +166,8 @@ def test_the_gateway_answers_404_outside_its_routes_and_415_for_non_images(serve
     photo_id = "00000000-0000-4000-8000-000000000000"
     for method, path in [
         ("GET", "/"),
-        ("GET", "/photos"),
-        ("DELETE", f"/photos/{photo_id}"),
+        ("PUT", "/photos"),
+        ("PATCH", f"/photos/{photo_id}"),
         ("GET", f"/photos/{photo_id}/restore"),
         ("GET", "/local/objects/originals/x.jpg"),
     ]:

@@ -50,7 +50,14 @@ def test_an_operator_command_names_what_is_missing_and_exits_non_zero(
 
 
 def test_every_operator_command_declares_what_it_needs() -> None:
-    assert set(NEEDS) == {"db", "sweep", "redrive dlq", "redrive failed", "redrive attempt"}
+    assert set(NEEDS) == {
+        "db",
+        "sweep",
+        "redrive dlq",
+        "redrive failed",
+        "redrive attempt",
+        "erase-user",
+    }
 
 
 def test_the_siliconflow_check_refuses_to_run_without_a_key(

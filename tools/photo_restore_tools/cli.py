@@ -28,6 +28,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "redrive dlq": (REGION, QUEUE, DLQ),
     "redrive failed": (DATABASE, REGION, QUEUE),
     "redrive attempt": (DATABASE, REGION, QUEUE),
+    "erase-user": (DATABASE, REGION, BUCKET),
 }
 
 
@@ -61,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("sweep", help="settle photos stuck in processing (the scheduled sweeper)")
+
+    erase = commands.add_parser(
+        "erase-user", help="an erasure request: every photo of the user deleted, objects removed"
+    )
+    erase.add_argument("owner_id", help="the user's id (photos.owner_id, the JWT's sub)")
 
     demo = commands.add_parser("demo", help="run the whole pipeline locally on one image")
     demo.add_argument("image", nargs="?", type=Path, help="default: a bundled old photo")
@@ -143,6 +149,17 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _erase_user(args: argparse.Namespace) -> int:
+    from photo_restore.lifecycle import wiring as lifecycle
+
+    erasure = lifecycle.photo_end().erase_owner(args.owner_id)
+    print(
+        f"{erasure.photos_deleted} photo(s) deleted, {erasure.objects_removed} object(s) "
+        f"removed, {erasure.uploads_refused} pending upload(s) refused"
+    )
+    return 0
+
+
 def _redrive_dlq(args: argparse.Namespace) -> int:
     from photo_restore import aws
     from photo_restore.settings import get_settings
@@ -205,6 +222,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _serve,
     "db": _create_schema,
     "sweep": _sweep,
+    "erase-user": _erase_user,
     "redrive dlq": _redrive_dlq,
     "redrive failed": _redrive_failed,
     "redrive attempt": _redrive_attempt,

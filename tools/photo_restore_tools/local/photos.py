@@ -1,5 +1,6 @@
-"""Photos as the existing app's upload leaves them (S3 original + `photos` row), for the local
-stack's demo, its HTTP gateway and tests; plus the sample photo the demo restores."""
+"""Photos as the existing app's upload leaves them (S3 original + `photos` row), for tests and
+benchmarks that need many at once (the local stack uploads through the real flow, see
+direct_upload); plus the sample photo the demo restores."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from sqlalchemy import Engine, insert
 
-from photo_restore.image_formats import sniff_format
+from photo_restore.image_formats import EXTENSIONS, sniff_media_type
 from photo_restore.models import photos
 from photo_restore.status import PhotoStatus
 from photo_restore.storage import original_key
@@ -22,28 +23,6 @@ from photo_restore.storage import original_key
 DEMO_USER_ID = "local-demo-user"
 DEMO_USER_EMAIL = "demo@example.com"
 SAMPLE_PHOTO = Path(__file__).resolve().parent / "sample_photo.jpg"
-
-# The worker's formats, the mime type an upload of each gets, and its original's extension.
-MIME_TYPES = {
-    "JPEG": "image/jpeg",
-    "PNG": "image/png",
-    "GIF": "image/gif",
-    "WEBP": "image/webp",
-    "TIFF": "image/tiff",
-    "BMP": "image/bmp",
-    "HEIF": "image/heic",
-    "AVIF": "image/avif",
-}
-EXTENSIONS = {
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-    "image/gif": ".gif",
-    "image/webp": ".webp",
-    "image/tiff": ".tiff",
-    "image/bmp": ".bmp",
-    "image/heic": ".heic",
-    "image/avif": ".avif",
-}
 
 
 class UnsupportedUpload(ValueError):
@@ -65,7 +44,7 @@ class UploadedPhoto:
 
 def sniff_mime_type(data: bytes) -> str | None:
     """The image type the magic bytes claim (the worker's own sniffing); never a file name."""
-    return MIME_TYPES.get(sniff_format(data) or "")
+    return sniff_media_type(data)
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,9 @@ class LocalResources:
     # A rule on the bus sends every restore event here, so the local stack (and tests) can
     # read what was published, as a real subscriber would receive it.
     events_queue_url: str
+    # S3's object-created notifications of originals, as the template's IngestQueue.
+    ingest_queue_url: str = ""
+    ingest_dlq_url: str = ""
 
     def settings_fields(self) -> dict[str, str]:
         """The Settings fields that name these resources."""
@@ -232,13 +235,53 @@ def provision(
     }
     queue_url = sqs.create_queue(QueueName=f"{name}-restore", Attributes=attributes)["QueueUrl"]
     bus, events_queue_url = _event_bus(name, sqs)
+    ingest_queue_url, ingest_dlq_url = _ingest_queue(name, sqs, s3, max_receive_count)
     return LocalResources(
         bucket_name=name,
         queue_url=queue_url,
         dlq_url=dlq_url,
         event_bus_name=bus,
         events_queue_url=events_queue_url,
+        ingest_queue_url=ingest_queue_url,
+        ingest_dlq_url=ingest_dlq_url,
     )
+
+
+def _queue_arn(sqs: Any, queue_url: str) -> str:
+    arn: str = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    return arn
+
+
+def _ingest_queue(name: str, sqs: Any, s3: Any, max_receive_count: int) -> tuple[str, str]:
+    """The ingest queue and its DLQ, and the bucket's notification of created originals to it:
+    moto delivers S3 notifications to SQS as S3 does (it does not check the queue policy)."""
+    from photo_restore.storage import ORIGINALS_PREFIX
+
+    dlq_url = sqs.create_queue(QueueName=f"{name}-ingest-dlq")["QueueUrl"]
+    redrive = {
+        "deadLetterTargetArn": _queue_arn(sqs, dlq_url),
+        "maxReceiveCount": max_receive_count,
+    }
+    queue_url = sqs.create_queue(
+        QueueName=f"{name}-ingest",
+        Attributes={"VisibilityTimeout": "60", "RedrivePolicy": json.dumps(redrive)},
+    )["QueueUrl"]
+    prefix = {"Name": "prefix", "Value": ORIGINALS_PREFIX}
+    s3.put_bucket_notification_configuration(
+        Bucket=name,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": _queue_arn(sqs, queue_url),
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [prefix]}},
+                }
+            ]
+        },
+    )
+    return queue_url, dlq_url
 
 
 def _event_bus(name: str, sqs: Any) -> tuple[str, str]:

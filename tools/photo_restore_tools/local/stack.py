@@ -27,12 +27,14 @@ from sqlalchemy import Engine
 from photo_restore import aws, wiring, worker_wiring
 from photo_restore.attempts import Attempt, AttemptState
 from photo_restore.db import SslMode, create_db_engine
+from photo_restore.lifecycle import wiring as lifecycle
 from photo_restore.photos import Photo
 from photo_restore.preprocess import PreprocessLimits
 from photo_restore.repository import SqlRepository
 from photo_restore.settings import Settings
 from photo_restore.status import PhotoStatus
 from photo_restore_tools.local.c2pa_credentials import local_c2pa_settings
+from photo_restore_tools.local.direct_upload import UploadRefused, upload_directly
 from photo_restore_tools.local.event_source import LocalLambdaContext, SqsEventSource
 from photo_restore_tools.local.functions import (
     functions_dir,
@@ -52,7 +54,6 @@ from photo_restore_tools.local.photos import (
     UploadedPhoto,
     sample_photo,
     sniff_mime_type,
-    upload_photo,
 )
 from photo_restore_tools.local.services import (
     embedded_postgres,
@@ -64,7 +65,7 @@ from photo_restore_tools.local.siliconflow_standin import SiliconFlowStandIn
 
 logger = logging.getLogger(__name__)
 
-HANDLERS = ("api", "worker", "dlq", "sweeper")
+HANDLERS = ("api", "worker", "dlq", "sweeper", "ingest")
 STANDIN_API_KEY = "local-standin-key"
 STANDIN_NOTICE = "offline stand-in, not the Qwen-Image-Edit model"
 # Short enough that a crashed local delivery comes back soon; the real SiliconFlow can take a
@@ -260,6 +261,8 @@ class LocalStack:
         wiring.restore_requests()
         worker_wiring.restore_run()
         wiring.restore_giveup()
+        lifecycle.ingest()
+        lifecycle.uploads()
 
         self._stop.clear()
         stack.callback(self._stop.set)
@@ -274,6 +277,8 @@ class LocalStack:
             for name, queue_url in (
                 ("worker", self.settings.queue_url),
                 ("dlq", self.settings.dlq_url),
+                # moto's S3 notifications of created originals, as on AWS.
+                ("ingest", resources.ingest_queue_url),
             )
         ]
         for source in sources:
@@ -360,8 +365,18 @@ class LocalStack:
         return int(response["statusCode"]), json.loads(response.get("body") or "null")
 
     def upload_photo(self, owner_id: str, data: bytes) -> UploadedPhoto:
-        return upload_photo(
-            self.engine, self.s3, self.settings.bucket_name, owner_id=owner_id, data=data
+        """The real flow (direct_upload): POST /uploads, the PUT to moto's S3, the ingest."""
+        try:
+            photo_id = upload_directly(self.call_api, owner_id, data)
+        except UploadRefused as refused:
+            raise UnsupportedUpload(str(refused)) from refused
+        photo = self.photo(photo_id)
+        return UploadedPhoto(
+            id=photo.id,
+            owner_id=photo.owner_id,
+            original_key=photo.original_key,
+            mime_type=photo.mime_type,
+            size_bytes=photo.size_bytes,
         )
 
     def sweep(self) -> Any:
@@ -658,9 +673,10 @@ def describe_event(event: dict[str, Any]) -> str:
     """One line per published event, as `photo-restore serve` prints them."""
     detail = event.get("detail") or {}
     code = detail.get("error_code")
+    attempt = detail.get("restore_attempt_id")
     return (
-        f"event {event.get('detail-type')}: photo {detail.get('photo_id')} attempt "
-        f"{detail.get('restore_attempt_id')}"
+        f"event {event.get('detail-type')}: photo {detail.get('photo_id')}"
+        + (f" attempt {attempt}" if attempt else "")  # photo events name none
         + (f" ({code})" if code else "")
         + f"  {json.dumps(event)}"
     )
@@ -685,19 +701,22 @@ photo-restore local API on {url}  (HTTP API + JWT authorizer, like sam local sta
   events:      moto EventBridge bus {stack.settings.event_bus_name}; printed here as published
   SiliconFlow: {stack.siliconflow_description}
   JWT:         HS256, audience "authenticated"; secret: {secret_line}
-  pollers:     worker and DLQ running; sweeper every {SWEEP_INTERVAL_SECONDS:.0f} s
+  pollers:     worker, DLQ, ingest (S3 notifications); sweeper every {SWEEP_INTERVAL_SECONDS:.0f} s
   CORS:        {cors_line}
 
 demo token (sub={DEMO_USER_ID}, valid 24 h):
   export TOKEN={token}
 
-try it:
+try it (README, "For a frontend": the same upload through POST /uploads and a presigned PUT):
   curl -s -X POST {auth} --data-binary @photo.jpg {url}/local/photos
+  curl -s {auth} '{url}/photos?limit=20'
   curl -s -X POST {auth} -H 'Idempotency-Key: KEY' {url}/photos/PHOTO_ID/restore
   curl -s {auth} {url}/photos/PHOTO_ID
   curl -s -X DELETE {auth} {url}/photos/PHOTO_ID/restore
   curl -s {auth} '{url}/photos/PHOTO_ID/restores?limit=20'
   curl -s -X PUT {auth} -H 'content-type: application/json' \\
        -d '{{"restore_attempt_id": "ATTEMPT_ID"}}' {url}/photos/PHOTO_ID/selected-restore
+  curl -s -X POST {auth} {url}/photos/PHOTO_ID/archive
+  curl -s -X DELETE {auth} {url}/photos/PHOTO_ID
 
 Ctrl-C stops everything."""
