@@ -26,6 +26,7 @@ from photo_restore.http_errors import (
     INTERNAL_ERROR_MESSAGE,
     INTERNAL_ERROR_METRIC,
     answered_status,
+)
 from photo_restore.lifecycle import wiring as lifecycle
 from photo_restore.lifecycle.gallery import MAX_GALLERY_PAGE
 from photo_restore.lifecycle.views import (

@@ -163,6 +163,7 @@ class Settings(BaseSettings):
                 "C2PA_ENABLED needs C2PA_CERTIFICATE_CHAIN or C2PA_CERTIFICATE_CHAIN_PARAMETER"
             )
         return self
+
     # --- Faithfulness: does the result still show the same picture and people? -------------
     # flag: store a drifted result and mark it (params.faithfulness, the API, the event; it
     # never replaces a faithful selection); retry: on drift, ask the provider again with a new

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from photo_restore.attempts import FAITHFULNESS, FAITHFULNESS_CALLS, Attempt, replaces_selection
+from photo_restore.attempts import (
+    FAITHFULNESS,
+    FAITHFULNESS_CALLS,
+    Attempt,
+    ProviderAnswer,
+    replaces_selection,
+)
 from photo_restore.errors import ProviderContentRefused
 from photo_restore.faithfulness import faces as faces_module
 from photo_restore.faithfulness.alignment import align, phase_correlation
@@ -23,7 +29,6 @@ from photo_restore.faithfulness.policy import Candidate, FaithfulnessGate, Kept
 from photo_restore.faithfulness.verdicts import Faithfulness, Verdict
 from photo_restore.result_image import RestoredImage
 from photo_restore.settings import Settings
-from photo_restore.siliconflow import SiliconFlowResponse
 from photo_restore_tools import faithfulness_samples as samples
 
 
@@ -212,9 +217,15 @@ def test_the_labelled_subset_gets_its_verdicts(check: FaithfulnessCheck) -> None
 # --- The policy and the selection rule --------------------------------------------------------
 
 
+def answer(url: str, trace_id: str) -> ProviderAnswer:
+    """The provider's answer as the worker records it (seed 7, 1 s of inference)."""
+    received = datetime(2026, 12, 1, tzinfo=UTC)
+    return ProviderAnswer(url, received, received + timedelta(hours=1), 7, 1.0, trace_id)
+
+
 def candidate(name: str) -> Candidate:
-    restored = RestoredImage(name.encode(), 1, 1, "JPEG", b"")
-    return restored, SiliconFlowResponse(f"https://x/{name}", 1.0, 7, f"trace-{name}")
+    restored = RestoredImage(name.encode(), 1, 1, "JPEG", b"", {})
+    return restored, answer(f"https://x/{name}", f"trace-{name}")
 
 
 def scripted(
@@ -354,8 +365,8 @@ def test_without_a_selection_any_result_becomes_it() -> None:
 def test_the_slider_before_is_framed_like_a_zoomed_result(astronaut: Image.Image) -> None:
     after = samples.zoomed(astronaut, 1.03, -0.015, 0.01)
     gate = FaithfulnessGate("flag")
-    restored = RestoredImage(jpeg(after), after.width, after.height, "JPEG", b"")
-    response = SiliconFlowResponse("https://x/r", 1.0, 7, "t")
+    restored = RestoredImage(jpeg(after), after.width, after.height, "JPEG", b"", {})
+    response = answer("https://x/r", "t")
     kept = gate.keep_most_faithful(lambda: jpeg(astronaut), (restored, response), calling()[1])
     assert kept.framed_before is not None
     framed = Image.open(io.BytesIO(kept.framed_before))
@@ -372,8 +383,8 @@ def test_the_slider_before_is_framed_like_a_zoomed_result(astronaut: Image.Image
 
 def test_an_unmoved_result_gets_no_framed_before(astronaut: Image.Image) -> None:
     gate = FaithfulnessGate("flag")
-    restored = RestoredImage(jpeg(astronaut), astronaut.width, astronaut.height, "JPEG", b"")
-    response = SiliconFlowResponse("https://x/r", 1.0, 7, "t")
+    restored = RestoredImage(jpeg(astronaut), astronaut.width, astronaut.height, "JPEG", b"", {})
+    response = answer("https://x/r", "t")
     kept = gate.keep_most_faithful(lambda: jpeg(astronaut), (restored, response), calling()[1])
     assert kept.framed_before is None
 

@@ -16,10 +16,10 @@ from photo_restore.attempts import FAITHFULNESS, FAITHFULNESS_CALLS
 from photo_restore.errors import RestoreError
 
 if TYPE_CHECKING:
+    from photo_restore.attempts import ProviderAnswer
     from photo_restore.faithfulness.verdicts import Faithfulness
     from photo_restore.result_image import RestoredImage
     from photo_restore.settings import Settings
-    from photo_restore.attempts import ProviderAnswer
 
 # A result as the worker holds it: the decoded image and the provider's answer it came from.
 type Candidate = tuple[RestoredImage, ProviderAnswer]
