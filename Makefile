@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Reinstall when the project or a layer's pins change: the dev install is constrained to them.
 PINS := pyproject.toml layers/core/requirements.txt layers/imaging/requirements.txt \
-	layers/c2pa/requirements.txt layers/faces/requirements.txt
+	layers/worker/requirements.txt
 INSTALLED := $(VENV)/.installed-$(shell cat $(PINS) | cksum | cut -d' ' -f1)
 # sam (and `sam build` without Docker, which needs a python3.13 on PATH) come from the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
@@ -22,7 +22,7 @@ $(INSTALLED): $(PINS)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]' \
 		-c layers/core/requirements.txt -c layers/imaging/requirements.txt \
-		-c layers/c2pa/requirements.txt -c layers/faces/requirements.txt
+		-c layers/worker/requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(INSTALLED)

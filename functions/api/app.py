@@ -238,6 +238,7 @@ def delete_photo(photo_id: uuid.UUID) -> PhotoStatusView:
         e413="upload_too_large: size_bytes is above the limit",
         e415="unsupported_media_type: content_type is not an accepted image type",
         e422="invalid_request: sha256 is not 64 hex digits (or another field)",
+        reads_body=True,
     ),
 )
 def request_upload(body: UploadRequestBody) -> Response[UploadView]:

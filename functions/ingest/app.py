@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from photo_restore.lifecycle import wiring as lifecycle
+from photo_restore.lifecycle import ingest_wiring
 from photo_restore.observability import handler_tools
 
 tools = handler_tools("ingest")
@@ -36,7 +36,7 @@ def ingest_record(record: SQSRecord) -> None:
     # S3 sends an s3:TestEvent (no Records) when the notification is configured.
     for s3_record in S3Event(notification).records if "Records" in notification else []:
         # Keys arrive URL-encoded, spaces as "+" (and "/" as %2F from moto).
-        report = lifecycle.ingest().object_created(unquote_plus(s3_record.s3.get_object.key))
+        report = ingest_wiring.ingest().object_created(unquote_plus(s3_record.s3.get_object.key))
         logger.info("upload ingested", outcome=report.outcome, upload_id=str(report.upload_id))
         metrics.add_metric(name=f"Upload{report.outcome.title()}", unit=MetricUnit.Count, value=1)
 

@@ -240,6 +240,11 @@ def success(
         answers[400] = _json(ErrorBody, "unreadable_body: the body is not readable JSON")
     if 429 in own:  # the function's own 429, or the gateway's throttling
         answers[429] = _json([ErrorBody, GatewayThrottled], f"{errors['e429']}; or {THROTTLED}")
+    if 413 in own:  # the function's own 413, or the gateway's for a body over 10 MB
+        answers[413] = _json(
+            [ErrorBody, GatewayPayloadTooLarge],
+            f"{errors['e413']}; or the body is over 10 MB (answered by API Gateway)",
+        )
     return dict(sorted(answers.items()))
 
 

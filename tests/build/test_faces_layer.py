@@ -26,16 +26,16 @@ def test_only_the_worker_has_the_faces_layer_built_by_its_makefile(
     template: dict[str, Any],
 ) -> None:
     layers = built_artifact.function_layers(template)
-    assert [name for name, used in layers.items() if "FacesLayer" in used] == ["WorkerFunction"]
-    faces = template["Resources"]["FacesLayer"]
-    assert faces["Properties"]["ContentUri"] == "layers/faces/"
+    assert [name for name, used in layers.items() if "WorkerLayer" in used] == ["WorkerFunction"]
+    faces = template["Resources"]["WorkerLayer"]
+    assert faces["Properties"]["ContentUri"] == "layers/worker/"
     assert faces["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "x86_64"}
 
 
 def test_the_faces_layer_ships_the_two_models_the_check_loads_and_never_the_68_point_one(
     build_dir: Path,
 ) -> None:
-    layer = build_dir / "FacesLayer" / "python"
+    layer = build_dir / "WorkerLayer" / "python"
     models = layer / "face_recognition_models" / "models"
     assert sorted(p.name for p in models.iterdir()) == [
         "dlib_face_recognition_resnet_model_v1.dat",
@@ -64,7 +64,7 @@ print(result.verdict.value, result.faces_before)
 
 
 def test_the_worker_runs_the_check_with_the_faces_layers_models(build_dir: Path) -> None:
-    faces = str(build_dir / "FacesLayer" / "python")
+    faces = str(build_dir / "WorkerLayer" / "python")
     code = f"FACES = {faces!r}\n{CHECK_PROBE}"
     result = built_artifact.run_in_function("WorkerFunction", code, build_dir=build_dir)
     assert result.returncode == 0, result.stderr

@@ -169,7 +169,7 @@ def test_worker_signs_content_credentials_with_the_c2pa_layer(build_dir: Path) -
     dependencies: a manifest signed by the local pair reads back Valid (signed, untrusted)."""
     from photo_restore_tools.local.c2pa_credentials import local_signing_pair
 
-    layer = build_dir / "C2paLayer" / "python"
+    layer = build_dir / "WorkerLayer" / "python"
     assert not list(layer.rglob("*.rlib")) and not (layer / "cryptography").exists()
     credentials = local_signing_pair().credentials
     code = (

@@ -228,8 +228,7 @@ def test_only_the_worker_and_the_ingest_get_the_imaging_layer(template: dict[str
         "WorkerFunction": [
             "CoreLayer",
             "ImagingLayer",
-            "FacesLayer",
-            "C2paLayer",
+            "WorkerLayer",
             "DomainLayer",
             "DatabaseCaLayer",
         ],
@@ -287,9 +286,9 @@ def test_layers_are_built_by_sam_for_the_functions_runtime_and_architecture(
         assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
         assert layer["Properties"]["CompatibleArchitectures"] == [architecture]
         assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": architecture}
-    # c2pa-python less its static library: a Makefile of its own (layers/c2pa/Makefile).
-    c2pa = resources["C2paLayer"]
-    assert c2pa["Properties"]["ContentUri"] == "layers/c2pa/"
+    # The worker's own (face models, c2pa less its static library): layers/worker/Makefile.
+    c2pa = resources["WorkerLayer"]
+    assert c2pa["Properties"]["ContentUri"] == "layers/worker/"
     assert c2pa["Properties"]["CompatibleArchitectures"] == [architecture]
     assert c2pa["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": architecture}
 
@@ -312,7 +311,7 @@ def pinned_versions(path: Path) -> dict[str, str]:
     return dict(line.split("==") for line in lines if line)
 
 
-@pytest.mark.parametrize("layer", ["core", "imaging", "c2pa"])
+@pytest.mark.parametrize("layer", ["core", "imaging", "worker"])
 def test_the_dev_venv_runs_exactly_the_versions_the_layers_ship(layer: str) -> None:
     from importlib.metadata import version
 
@@ -567,3 +566,9 @@ def test_the_image_transport_is_left_to_the_base_url_unless_a_deployment_chooses
     assert environment(template, "WorkerFunction")["IMAGE_TRANSPORT"] == {
         "Fn::If": ["HasImageTransport", {"Ref": "ImageTransport"}, {"Ref": "AWS::NoValue"}]
     }
+
+
+def test_no_function_has_more_layers_than_lambda_takes(template: dict[str, Any]) -> None:
+    """Lambda attaches at most five layers to a function (cfn-lint's E3032 says so too)."""
+    for function, layers in function_layers(template).items():
+        assert len(layers) <= 5, (function, layers)

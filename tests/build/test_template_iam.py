@@ -399,10 +399,10 @@ def test_dead_messages_and_logs_are_kept_when_the_stack_is_deleted(
     without_subnets: dict[str, Any],
 ) -> None:
     resources = without_subnets["Resources"]
-    kept = ["RestoreDeadLetterQueue", "PhotoBucket"] + [
+    kept = ["RestoreDeadLetterQueue", "IngestDeadLetterQueue", "PhotoBucket"] + [
         name for name, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"
     ]
-    assert len(kept) == 7  # the API's access log and the four functions' logs
+    assert len(kept) == 9  # the API's access log and the five functions' logs
     for name in kept:
         assert resources[name]["DeletionPolicy"] == "Retain", name
         assert resources[name]["UpdateReplacePolicy"] == "Retain", name

@@ -77,12 +77,17 @@ export function nextStep(body: ErrorBody): Next {
     case "unreadable_body":
     case "invalid_request":
     case "idempotency_key_reused":
+    case "unsupported_media_type":
+    case "upload_too_large":
       return "fix_request";
     case "photo_not_found":
     case "restore_attempt_not_found":
     case "restore_not_succeeded":
     case "photo_not_restorable":
     case "not_processing":
+    case "not_archived":
+    case "photo_deleted":
+    case "upload_not_found":
       return "give_up";
     case "already_processing":
       return "show_other";
@@ -111,8 +116,10 @@ export const attemptErrorTitle: Record<Schemas["AttemptError"]["code"], string> 
   image_too_large: "Photo too large",
   invalid_provider_result: "Restoration went wrong",
   invalid_request: "Invalid request",
+  not_archived: "Not archived",
   not_processing: "Nothing in progress",
   original_missing: "File missing",
+  photo_deleted: "Photo deleted",
   photo_not_found: "No such photo",
   photo_not_restorable: "Cannot be restored",
   provider_auth_failed: "Service unavailable",
@@ -131,6 +138,9 @@ export const attemptErrorTitle: Record<Schemas["AttemptError"]["code"], string> 
   unauthenticated: "Sign in needed",
   unreadable_body: "Invalid request",
   unsupported_image: "Unsupported file",
+  unsupported_media_type: "Unsupported file",
+  upload_not_found: "No such upload",
+  upload_too_large: "Photo too large",
 };
 
 const api = createClient<paths>({ baseUrl: "http://localhost:3000" });

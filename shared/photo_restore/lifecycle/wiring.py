@@ -10,7 +10,6 @@ from photo_restore.settings import get_settings
 
 if TYPE_CHECKING:
     from photo_restore.lifecycle.gallery import Gallery
-    from photo_restore.lifecycle.ingest import Ingest
     from photo_restore.lifecycle.photo_end import PhotoEnd
     from photo_restore.lifecycle.queries import LifecycleRepository
     from photo_restore.lifecycle.uploads import Uploads
@@ -49,18 +48,8 @@ def uploads() -> Uploads:
     return Uploads(lifecycle_repository(), wiring.object_storage(), get_settings())
 
 
-@cache
-def ingest() -> Ingest:
-    """The ingest function's: it loads Pillow (inspection), which the API never does."""
-    from photo_restore.lifecycle.ingest import Ingest
-
-    return Ingest(
-        lifecycle_repository(), wiring.object_storage(), wiring.event_publisher(), get_settings()
-    )
-
-
 def _forget() -> None:
-    for built in (lifecycle_repository, photo_end, gallery, uploads, ingest):
+    for built in (lifecycle_repository, photo_end, gallery, uploads):
         built.cache_clear()
 
 

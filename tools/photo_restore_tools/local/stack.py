@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from photo_restore import aws, wiring, worker_wiring
 from photo_restore.attempts import Attempt, AttemptState
 from photo_restore.db import SslMode, create_db_engine
+from photo_restore.lifecycle import ingest_wiring
 from photo_restore.lifecycle import wiring as lifecycle
 from photo_restore.photos import Photo
 from photo_restore.preprocess import PreprocessLimits
@@ -261,7 +262,7 @@ class LocalStack:
         wiring.restore_requests()
         worker_wiring.restore_run()
         wiring.restore_giveup()
-        lifecycle.ingest()
+        ingest_wiring.ingest()
         lifecycle.uploads()
 
         self._stop.clear()
