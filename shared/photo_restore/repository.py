@@ -7,6 +7,7 @@ against the tables in `status` and `attempts`, so no caller reads a state and th
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -20,12 +21,14 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Executable,
-    Float,
     Integer,
     Result,
     Row,
+    String,
+    Uuid,
     case,
     cast,
+    delete,
     extract,
     func,
     literal,
@@ -55,7 +58,17 @@ from photo_restore.attempts import (
     Phase,
 )
 from photo_restore.errors import NOT_USER_CAUSED_CODES, DependencyUnavailable
-from photo_restore.models import jobs, photos, provider_pacing, restore_attempts
+from photo_restore.models import (
+    INFERENCE_RING_SLOTS,
+    inference_slot,
+    inference_times,
+    jobs,
+    owner_requests,
+    photos,
+    provider_pacing,
+    restore_attempts,
+    unannounced_events,
+)
 from photo_restore.photos import Photo
 from photo_restore.status import (
     RESTORABLE_STATUSES,
@@ -63,6 +76,10 @@ from photo_restore.status import (
     check_transitions,
     status_after_failed_restore,
 )
+
+# How long an owner's requests stay in `owner_requests`: the longest window read there (the
+# quota's and the Idempotency-Key's, 24 h each) with a margin.
+OWNER_REQUESTS_KEPT = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -281,6 +298,11 @@ def _is_in_flight(attempt_id: uuid.UUID) -> ColumnElement[bool]:
     return (_newest_attempt_id_of(photos.c.id) == attempt_id) & newest_pending
 
 
+def _check_kept(window: timedelta) -> None:
+    if window > OWNER_REQUESTS_KEPT:
+        raise ValueError(f"owner_requests keeps {OWNER_REQUESTS_KEPT}, not {window}")
+
+
 def _photo(row: Row[Any]) -> Photo:
     return Photo(
         id=row.id,
@@ -361,18 +383,18 @@ class SqlTransaction:
 
     def keyed_attempt(self, owner_id: str, key: str, *, window: timedelta) -> Attempt | None:
         """The newest attempt of the owner's photos made under this Idempotency-Key within
-        `window`. The key lives in the attempt's params: no table of our own to keep in step,
-        and it commits in the same transaction as the claim it answers for."""
-        key_of = cast(restore_attempts.c.params, JSONB)[IDEMPOTENCY_KEY].astext
+        `window`. The key is recorded with the owner's request (`owner_requests`), in the same
+        transaction as the claim it answers for."""
+        _check_kept(window)
         statement = (
             select(restore_attempts)
-            .join(photos, photos.c.id == restore_attempts.c.job_id)
+            .join(owner_requests, owner_requests.c.attempt_id == restore_attempts.c.id)
             .where(
-                photos.c.owner_id == owner_id,
-                restore_attempts.c.created_at > func.clock_timestamp() - window,
-                key_of == key,
+                owner_requests.c.owner_id == owner_id,
+                owner_requests.c.created_at > func.clock_timestamp() - window,
+                owner_requests.c.idempotency_key == key,
             )
-            .order_by(*NEWEST_FIRST)
+            .order_by(owner_requests.c.created_at.desc(), owner_requests.c.attempt_id.desc())
             .limit(1)
         )
         row = self._conn.execute(statement).one_or_none()
@@ -380,9 +402,11 @@ class SqlTransaction:
 
     def quota_usage(self, owner_id: str, *, window: timedelta) -> QuotaUsage:
         """The owner's attempts within `window` that count: all but those that failed for a
-        provider or system reason (errors.NOT_USER_CAUSED_CODES)."""
+        provider or system reason (errors.NOT_USER_CAUSED_CODES). The owner's requests of the
+        window come from `owner_requests`, each attempt by its primary key."""
+        _check_kept(window)
         code = cast(restore_attempts.c.params, JSONB)[ERROR]["code"].astext
-        oldest = func.min(restore_attempts.c.created_at)
+        oldest = func.min(owner_requests.c.created_at)
         # The clock now, not the transaction's start: it may have waited on the owner's lock
         # while the attempts it counts were created.
         now = func.clock_timestamp()
@@ -391,10 +415,11 @@ class SqlTransaction:
                 func.count().label("counted"),
                 extract("epoch", oldest + window - now).label("seconds_left"),
             )
-            .join(photos, photos.c.id == restore_attempts.c.job_id)
+            .select_from(owner_requests)
+            .join(restore_attempts, restore_attempts.c.id == owner_requests.c.attempt_id)
             .where(
-                photos.c.owner_id == owner_id,
-                restore_attempts.c.created_at > now - window,
+                owner_requests.c.owner_id == owner_id,
+                owner_requests.c.created_at > now - window,
                 func.coalesce(code, "").not_in(sorted(NOT_USER_CAUSED_CODES)),
             )
         )
@@ -403,16 +428,11 @@ class SqlTransaction:
         return QuotaUsage(row.counted, max(0, int(-(-float(left) // 1))) if left else 0)
 
     def inference_seconds_median(self, *, sample: int) -> float | None:
-        """The median `inference_time_seconds` of the newest `sample` succeeded attempts."""
-        params = cast(restore_attempts.c.params, JSONB)
-        seconds = params["inference_time_seconds"]
+        """The median `inference_time_seconds` of the newest `sample` succeeded attempts (at
+        most INFERENCE_RING_SLOTS: the ring `complete_attempt` writes keeps no more)."""
         recent = (
-            select(seconds.astext.cast(Float).label("seconds"))
-            .where(
-                restore_attempts.c.s3_key != PENDING_S3_KEY,
-                func.jsonb_typeof(seconds) == "number",
-            )
-            .order_by(*NEWEST_FIRST)
+            select(inference_times.c.seconds)
+            .order_by(inference_times.c.recorded_at.desc())
             .limit(sample)
             .subquery()
         )
@@ -424,11 +444,16 @@ class SqlTransaction:
         self, *, finished_before: timedelta, window: timedelta
     ) -> list[Attempt]:
         """Attempts settled within `window` (and longer than `finished_before` ago) whose final
-        event was never published: the publish after their commit failed."""
+        event was never published: the publish after their commit failed. They are found
+        through the outbox `unannounced_events` (whose rows older than `window` are dropped
+        here: they are past republishing), the conditions checked on the attempts themselves."""
+        outbox = unannounced_events
+        self._conn.execute(delete(outbox).where(outbox.c.settled_at < func.now() - window))
         params = cast(restore_attempts.c.params, JSONB)
         finished = params[FINISHED_AT].astext.cast(DateTime(timezone=True))
         statement = (
             select(restore_attempts)
+            .join(outbox, outbox.c.attempt_id == restore_attempts.c.id)
             .where(
                 restore_attempts.c.created_at > func.now() - window,
                 params.has_key(FINISHED_AT),
@@ -580,7 +605,31 @@ class SqlTransaction:
             )
             .returning(*restore_attempts.c)
         )
-        return _attempt(self._conn.execute(statement).one())
+        attempt = _attempt(self._conn.execute(statement).one())
+        self._record_owner_request(attempt)
+        return attempt
+
+    def _record_owner_request(self, attempt: Attempt) -> None:
+        """The attempt under its photo's owner (and Idempotency-Key) in `owner_requests`, and
+        that owner's requests older than OWNER_REQUESTS_KEPT dropped (the same index serves)."""
+        key = attempt.params.get(IDEMPOTENCY_KEY)
+        row = select(
+            cast(literal(attempt.id), Uuid),
+            photos.c.owner_id,
+            cast(literal(key if isinstance(key, str) else None), String),
+            cast(literal(attempt.created_at), DateTime(timezone=True)),
+        ).where(photos.c.id == attempt.photo_id)
+        columns = ["attempt_id", "owner_id", "idempotency_key", "created_at"]
+        recorded = insert(owner_requests).from_select(columns, row)
+        owner = self._conn.execute(recorded.returning(owner_requests.c.owner_id)).scalar()
+        if owner is None:
+            return  # no such photo: another writer's attempt, nobody's request
+        self._conn.execute(
+            delete(owner_requests).where(
+                owner_requests.c.owner_id == owner,
+                owner_requests.c.created_at < func.clock_timestamp() - OWNER_REQUESTS_KEPT,
+            )
+        )
 
     def start_attempt(
         self, photo_id: uuid.UUID, attempt_id: uuid.UUID, *, count_delivery: bool = True
@@ -653,7 +702,27 @@ class SqlTransaction:
             stamps=[FINISHED_AT],
         )
         self._select(photo_id, attempt_id, params.get(THUMBNAIL_KEY))
+        self._record_inference_time(attempt_id, params.get("inference_time_seconds"))
         return True
+
+    def _record_inference_time(self, attempt_id: uuid.UUID, seconds: object) -> None:
+        """Into the ring the estimate's median reads: the next slot, overwriting its oldest."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            return
+        if not math.isfinite(seconds):
+            return
+        statement = insert(inference_times).values(
+            slot=inference_slot.next_value() % INFERENCE_RING_SLOTS,
+            attempt_id=attempt_id,
+            seconds=float(seconds),
+            recorded_at=func.clock_timestamp(),
+        )
+        replaced = {
+            name: statement.excluded[name] for name in ("attempt_id", "seconds", "recorded_at")
+        }
+        self._conn.execute(
+            statement.on_conflict_do_update(index_elements=[inference_times.c.slot], set_=replaced)
+        )
 
     def fail_attempt(
         self,
@@ -778,4 +847,13 @@ class SqlTransaction:
             .values(**values)
             .returning(restore_attempts.c.id)
         )
-        return self._conn.execute(statement).one_or_none() is not None
+        if self._conn.execute(statement).one_or_none() is None:
+            return False
+        # The outbox follows the stamps, in the same commit: settled means "to announce".
+        outbox = unannounced_events
+        if FINISHED_AT in stamps:
+            settled = insert(outbox).values(attempt_id=attempt_id, settled_at=func.now())
+            self._conn.execute(settled.on_conflict_do_nothing())
+        if EVENT_PUBLISHED_AT in stamps:
+            self._conn.execute(delete(outbox).where(outbox.c.attempt_id == attempt_id))
+        return True
