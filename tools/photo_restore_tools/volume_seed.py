@@ -1,0 +1,284 @@
+"""A production-sized copy of the existing app's data, generated inside Postgres (issue 17).
+
+Every row is computed from its index by a hash (md5), so two seeds of the same `Volume` hold
+the same rows; only the timestamps move with the anchor (the database's clock at seeding), so
+that the newest attempts fall inside the quota and republish windows as they do in production.
+
+The shape, with the skew a long-running app has:
+- owners: photo `i` belongs to owner `floor(users * u^3)` (u uniform): the first owners have
+  thousands of photos (owner 0: ~4.6% of all), the last ones ~10;
+- attempts: 90% spread evenly over the photos (~3 each, ~5% of photos have none), 10% on 1% of
+  them (photos with dozens of attempts); 80% succeeded (with `inference_time_seconds`), 17%
+  failed, 3% canceled, with the params this service writes (phases, stamps, some
+  Idempotency-Keys) beside the data model's (prompt, seed, preprocessed...);
+- a few photos `processing`, each with a pending newest attempt started at the anchor;
+- a handful of settled attempts whose event was never published (the sweeper's to republish).
+
+`benchmarks/seed_volume.py` runs it from the command line; tests seed a smaller `Volume`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, text
+
+from photo_restore.repository import SqlRepository
+
+
+@dataclass(frozen=True)
+class Volume:
+    users: int
+    photos: int
+    attempts: int
+
+    @property
+    def processing_photos(self) -> int:
+        return max(1, self.photos // 1500)
+
+
+# The issue's production volume, and a small one for tests (big enough that the planner's
+# choices are those of the large one: see tests/integration/test_query_plans.py).
+PRODUCTION = Volume(users=10_000, photos=300_000, attempts=1_000_000)
+SMALL = Volume(users=500, photos=15_000, attempts=50_000)
+
+SPAN_DAYS = 730  # the app's age: photos and attempts spread over two years
+
+
+def owner_id(index: int) -> str:
+    """The owner id (a Supabase user id) of owner `index`, as the seed writes it."""
+    return str(uuid.UUID(_md5_hex(f"user-{index}")))
+
+
+def photo_id(index: int) -> uuid.UUID:
+    return uuid.UUID(_md5_hex(f"photo-{index}"))
+
+
+def _md5_hex(value: str) -> str:
+    import hashlib
+
+    return hashlib.md5(value.encode(), usedforsecurity=False).hexdigest()
+
+
+_FUNCTIONS = """
+CREATE OR REPLACE FUNCTION pg_temp.u01(seed text) RETURNS double precision
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT ('x' || substr(md5(seed), 1, 12))::bit(48)::bigint / 281474976710656.0
+$$;
+CREATE OR REPLACE FUNCTION pg_temp.owner_of(i bigint, users int) RETURNS int
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT least(users - 1, floor(users * power(pg_temp.u01('owner-' || i), 3))::int)
+$$;
+CREATE OR REPLACE FUNCTION pg_temp.photo_created(i bigint, anchor timestamptz) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT anchor - make_interval(secs => pg_temp.u01('photo-created-' || i) * {span} * 86400)
+$$;
+"""
+
+_PHOTOS = """
+INSERT INTO photos (id, owner_id, original_key, processed_key, thumbnail_key, status,
+                    size_bytes, mime_type, checksum_sha256, metadata_json, created_at, updated_at)
+SELECT md5('photo-' || i)::uuid,
+       md5('user-' || pg_temp.owner_of(i, :users))::uuid::text,
+       'originals/' || md5('user-' || pg_temp.owner_of(i, :users))::uuid || '/'
+         || md5('photo-' || i)::uuid || '.jpg',
+       NULL, NULL, 'uploaded',
+       200000 + floor(pg_temp.u01('size-' || i) * 9000000)::bigint,
+       CASE WHEN i % 7 = 0 THEN 'image/heic' ELSE 'image/jpeg' END,
+       md5('checksum-' || i) || md5('checksum2-' || i),
+       json_build_object('source', 'upload', 'camera', 'phone-' || (i % 40)),
+       pg_temp.photo_created(i, :anchor), pg_temp.photo_created(i, :anchor)
+FROM generate_series(0, :photos - 1) AS i
+"""
+
+_JOBS = """
+INSERT INTO jobs (id, email, created_at)
+SELECT md5('photo-' || i)::uuid,
+       CASE WHEN i % 9 = 0 THEN NULL
+            ELSE 'user-' || pg_temp.owner_of(i, :users) || '@example.com' END,
+       pg_temp.photo_created(i, :anchor)
+FROM generate_series(0, :photos - 1) AS i
+"""
+
+# Attempt j's photo, state and time; its params built from them below.
+_ATTEMPTS = """
+WITH drawn AS (
+  SELECT j,
+         CASE WHEN j < :attempts * 0.9
+              THEN floor(:photos * pg_temp.u01('attempt-photo-' || j))::bigint
+              ELSE floor(greatest(1, :photos / 100) * pg_temp.u01('attempt-photo-' || j))::bigint
+         END AS p,
+         pg_temp.u01('attempt-state-' || j) AS s,
+         pg_temp.u01('attempt-time-' || j) AS t
+  FROM generate_series(0, :attempts - 1) AS j
+), placed AS (
+  SELECT j, p, s,
+         pg_temp.photo_created(p, :anchor)
+           + (:anchor - pg_temp.photo_created(p, :anchor)) * (t * 0.999) AS created_at,
+         CASE WHEN s < 0.80 THEN 'succeeded' WHEN s < 0.97 THEN 'failed' ELSE 'canceled' END
+           AS state,
+         6 + 30 * pg_temp.u01('inference-' || j) AS inference
+  FROM drawn
+)
+INSERT INTO restore_attempts (id, job_id, s3_key, model, params, created_at)
+SELECT md5('attempt-' || j)::uuid,
+       md5('photo-' || p)::uuid,
+       CASE WHEN state = 'succeeded'
+            THEN 'restored/' || md5('photo-' || p)::uuid || '/' || md5('attempt-' || j)::uuid
+                 || '.jpg'
+            ELSE 'pending' END,
+       'Qwen/Qwen-Image-Edit',
+       (jsonb_build_object(
+          'provider', 'siliconflow',
+          'prompt', 'Restore this old damaged photo: remove scratches, dust and stains, '
+                    'repair tears, recover faded detail; keep faces and composition unchanged.',
+          'num_inference_steps', 20,
+          'guidance_scale', 7.5,
+          'deliveries', 1 + (j % 11 = 0)::int,
+          'started_at', to_jsonb(created_at + interval '1 second'),
+          'finished_at', to_jsonb(created_at + make_interval(secs => inference + 4)),
+          'phase_started_at', to_jsonb(created_at + make_interval(secs => inference + 2)),
+          'event_published_at', to_jsonb(created_at + make_interval(secs => inference + 5)),
+          'phase', state
+        )
+        || CASE WHEN j % 3 = 0
+                THEN jsonb_build_object('idempotency_key', md5('key-' || j),
+                                        'enqueued_at', to_jsonb(created_at))
+                ELSE '{}'::jsonb END
+        || CASE state
+             WHEN 'succeeded' THEN jsonb_build_object(
+               'inference_time_seconds', round(inference::numeric, 2),
+               'seed', floor(pg_temp.u01('seed-' || j) * 2147483647)::bigint,
+               'provider_trace_id', md5('trace-' || j),
+               'result_dimensions', jsonb_build_array(1664, 1248),
+               'result_bytes', 400000 + (j % 300000),
+               'before_key', 'before/' || md5('photo-' || p)::uuid || '/'
+                             || md5('attempt-' || j)::uuid || '.jpg',
+               'thumbnail_key', 'thumbnails/' || md5('photo-' || p)::uuid || '/'
+                                || md5('attempt-' || j)::uuid || '.jpg',
+               'preprocessed', jsonb_build_object(
+                 'resized', j % 2 = 0,
+                 'original_dimensions', jsonb_build_array(4000, 3000),
+                 'submitted_dimensions', jsonb_build_array(1664, 1248),
+                 'format_converted', p % 7 = 0,
+                 'original_format', CASE WHEN p % 7 = 0 THEN 'HEIF' ELSE 'JPEG' END))
+             WHEN 'failed' THEN jsonb_build_object('error', jsonb_build_object(
+               'code', (ARRAY['provider_rejected', 'corrupt_image', 'retries_exhausted',
+                              'unsupported_image', 'provider_unavailable'])[1 + j % 5],
+               'message', 'seeded failure',
+               'at', to_jsonb(created_at + make_interval(secs => inference + 4)),
+               'kind', 'permanent'))
+             ELSE jsonb_build_object('error', jsonb_build_object(
+               'code', 'canceled', 'message', 'canceled by its user',
+               'at', to_jsonb(created_at + interval '3 seconds')))
+           END)::json,
+       created_at
+FROM placed
+"""
+
+# A photo is ready when one of its attempts succeeded (the newest such is its restoration).
+_READY = """
+UPDATE photos SET status = 'ready', processed_key = newest.s3_key,
+                  thumbnail_key = newest.params::jsonb ->> 'thumbnail_key',
+                  updated_at = newest.created_at
+FROM (SELECT DISTINCT ON (job_id) job_id, id, s3_key, params, created_at
+      FROM restore_attempts WHERE s3_key <> 'pending'
+      ORDER BY job_id, created_at DESC, id DESC) AS newest
+WHERE photos.id = newest.job_id
+"""
+
+_SELECTED = """
+UPDATE jobs SET selected_restore_id = newest.id,
+                thumbnail_s3_key = newest.params::jsonb ->> 'thumbnail_key'
+FROM (SELECT DISTINCT ON (job_id) job_id, id, params
+      FROM restore_attempts WHERE s3_key <> 'pending'
+      ORDER BY job_id, created_at DESC, id DESC) AS newest
+WHERE jobs.id = newest.job_id
+"""
+
+# In flight now: a pending newest attempt, generating, and its photo `processing`.
+_IN_FLIGHT = """
+WITH chosen AS (
+  SELECT k, (k * 1499 + 7) % :photos AS p FROM generate_series(0, :processing - 1) AS k
+), inserted AS (
+  INSERT INTO restore_attempts (id, job_id, s3_key, model, params, created_at)
+  SELECT md5('in-flight-' || k)::uuid, md5('photo-' || p)::uuid, 'pending',
+         'Qwen/Qwen-Image-Edit',
+         json_build_object('provider', 'siliconflow', 'deliveries', 1, 'phase', 'generating',
+                           'started_at', to_jsonb(:anchor - interval '20 seconds'),
+                           'phase_started_at', to_jsonb(:anchor - interval '15 seconds')),
+         :anchor - interval '21 seconds'
+  FROM chosen
+  RETURNING job_id
+)
+UPDATE photos SET status = 'processing', updated_at = :anchor
+WHERE id IN (SELECT job_id FROM inserted)
+"""
+
+# Settled within the republish window, their event never published (the bus refused it).
+_UNANNOUNCED = """
+WITH refused AS (
+  UPDATE restore_attempts
+  SET params = ((params::jsonb - 'event_published_at')
+                || jsonb_build_object('finished_at', to_jsonb(:anchor - interval '1 hour')))::json,
+      created_at = :anchor - interval '1 hour 1 minute'
+  WHERE id IN (SELECT md5('attempt-' || j)::uuid FROM generate_series(0, 9) AS j)
+  RETURNING id
+)
+INSERT INTO photo_restore_unannounced_events (attempt_id, settled_at)
+SELECT id, :anchor - interval '1 hour' FROM refused
+"""
+
+
+def seed(engine: Engine, volume: Volume, *, log: bool = False) -> dict[str, float]:
+    """Create the schema where missing and fill empty tables with `volume`; seconds per step.
+
+    Refuses a database whose `restore_attempts` already has rows: seeding is for scratch
+    databases (benchmarks, tests), never a real one.
+    """
+    SqlRepository(engine).create_schema()
+    timings: dict[str, float] = {}
+    with engine.begin() as conn:
+        if conn.execute(text("SELECT EXISTS (SELECT FROM restore_attempts)")).scalar_one():
+            raise RuntimeError("restore_attempts already has rows: seed only a scratch database")
+        conn.execute(text("SET LOCAL synchronous_commit = off"))
+        for statement in _FUNCTIONS.format(span=SPAN_DAYS).split(";\n"):
+            if statement.strip():
+                conn.execute(text(statement))
+        anchor = conn.execute(text("SELECT now()")).scalar_one()
+        values = {
+            "users": volume.users,
+            "photos": volume.photos,
+            "attempts": volume.attempts,
+            "processing": volume.processing_photos,
+            "anchor": anchor,
+        }
+        steps = [
+            ("photos", _PHOTOS),
+            ("jobs", _JOBS),
+            ("restore_attempts", _ATTEMPTS),
+            ("ready photos", _READY),
+            ("selected restorations", _SELECTED),
+            ("photos in flight", _IN_FLIGHT),
+            ("unannounced events", _UNANNOUNCED),
+        ]
+        for name, statement in steps:
+            started = time.perf_counter()
+            # pg8000's paramstyle reads `%` as a placeholder: the modulo operators are escaped;
+            # and it sends a datetime untyped, which `anchor - interval` cannot resolve.
+            sql = statement.replace("%", "%%").replace(":anchor", "CAST(:anchor AS timestamptz)")
+            conn.execute(text(sql), values)
+            timings[name] = time.perf_counter() - started
+            if log:
+                print(f"  {name}: {timings[name]:.1f} s", flush=True)
+    # The planner's statistics of the seeded tables, as autovacuum would have them in production.
+    started = time.perf_counter()
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text("VACUUM ANALYZE photos, jobs, restore_attempts"))
+    timings["vacuum analyze"] = time.perf_counter() - started
+    if log:
+        print(f"  vacuum analyze: {timings['vacuum analyze']:.1f} s", flush=True)
+    return timings
