@@ -21,6 +21,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Executable,
+    Float,
     Integer,
     Result,
     Row,
@@ -227,6 +228,70 @@ class SqlRepository:
             service_metadata.create_all(self.engine)
         except SQLAlchemyError as error:
             raise DependencyUnavailable("the database is unavailable; try again") from error
+
+    def backfill_service_tables(self, *, republish_window: timedelta) -> dict[str, int]:
+        """Fill this service's aggregate tables from the rows they summarise, for a database
+        whose attempts predate them; idempotent, rows per table. Each is one scan of
+        `restore_attempts` (no index serves these reads): `photo-restore db migrate` runs it
+        once, never a request."""
+        now = func.clock_timestamp()
+        params = cast(restore_attempts.c.params, JSONB)
+        seconds = params["inference_time_seconds"]
+        newest = (
+            select(
+                restore_attempts.c.id,
+                restore_attempts.c.created_at,
+                seconds.astext.cast(Float).label("seconds"),
+            )
+            .where(
+                restore_attempts.c.s3_key != PENDING_S3_KEY,
+                func.jsonb_typeof(seconds) == "number",
+            )
+            .order_by(*NEWEST_FIRST)
+            .limit(INFERENCE_RING_SLOTS)
+            .subquery()
+        )
+        # Slots 0.. from the oldest, and the sequence set to overwrite the oldest next.
+        slot = func.row_number().over(order_by=(newest.c.created_at, newest.c.id)) - 1
+        ring = insert(inference_times).from_select(
+            ["slot", "attempt_id", "seconds", "recorded_at"],
+            select(slot, newest.c.id, newest.c.seconds, newest.c.created_at),
+        )
+        finished = params[FINISHED_AT].astext.cast(DateTime(timezone=True))
+        outbox = insert(unannounced_events).from_select(
+            ["attempt_id", "settled_at"],
+            select(restore_attempts.c.id, finished).where(
+                restore_attempts.c.created_at > now - republish_window,
+                params.has_key(FINISHED_AT),
+                ~params.has_key(EVENT_PUBLISHED_AT),
+            ),
+        )
+        requests = insert(owner_requests).from_select(
+            ["attempt_id", "owner_id", "idempotency_key", "created_at"],
+            select(
+                restore_attempts.c.id,
+                photos.c.owner_id,
+                params[IDEMPOTENCY_KEY].astext,
+                restore_attempts.c.created_at,
+            )
+            .join(photos, photos.c.id == restore_attempts.c.job_id)
+            .where(restore_attempts.c.created_at > now - OWNER_REQUESTS_KEPT),
+        )
+        filled: dict[str, int] = {}
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(select(func.count()).select_from(inference_times)).scalar():
+                    filled[inference_times.name] = 0  # the ring is written already: kept
+                else:
+                    filled[inference_times.name] = conn.execute(ring).rowcount
+                    if filled[inference_times.name]:
+                        next_slot = literal(filled[inference_times.name])
+                        conn.execute(select(func.setval(inference_slot.name, next_slot, False)))
+                for table, statement in ((unannounced_events, outbox), (owner_requests, requests)):
+                    filled[table.name] = conn.execute(statement.on_conflict_do_nothing()).rowcount
+        except SQLAlchemyError as error:
+            raise DependencyUnavailable("the database is unavailable; try again") from error
+        return filled
 
 
 class _TransactionConnection:

@@ -33,6 +33,7 @@ def bare_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     ("argv", "named"),
     [
         (["db", "create"], ["DATABASE_URL"]),
+        (["db", "migrate"], ["DATABASE_URL"]),
         (["sweep"], ["DATABASE_URL", "AWS_REGION", "BUCKET_NAME"]),
         (["redrive", "dlq"], ["AWS_REGION", "QUEUE_URL", "DLQ_URL"]),
         (["redrive", "failed", "--dry-run"], ["DATABASE_URL", "AWS_REGION", "QUEUE_URL"]),
@@ -50,7 +51,14 @@ def test_an_operator_command_names_what_is_missing_and_exits_non_zero(
 
 
 def test_every_operator_command_declares_what_it_needs() -> None:
-    assert set(NEEDS) == {"db", "sweep", "redrive dlq", "redrive failed", "redrive attempt"}
+    assert set(NEEDS) == {
+        "db create",
+        "db migrate",
+        "sweep",
+        "redrive dlq",
+        "redrive failed",
+        "redrive attempt",
+    }
 
 
 def test_the_siliconflow_check_refuses_to_run_without_a_key(

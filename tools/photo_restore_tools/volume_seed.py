@@ -8,11 +8,16 @@ The shape, with the skew a long-running app has:
 - owners: photo `i` belongs to owner `floor(users * u^3)` (u uniform): the first owners have
   thousands of photos (owner 0: ~4.6% of all), the last ones ~10;
 - attempts: 90% spread evenly over the photos (~3 each, ~5% of photos have none), 10% on 1% of
-  them (photos with dozens of attempts); 80% succeeded (with `inference_time_seconds`), 17%
-  failed, 3% canceled, with the params this service writes (phases, stamps, some
-  Idempotency-Keys) beside the data model's (prompt, seed, preprocessed...);
+  them (photos with dozens of attempts), most soon after their photo's upload (the last day
+  holds ~0.4% of them, not the pile-up at "now" that uniform times give); 80% succeeded (with
+  `inference_time_seconds`), 17% failed, 3% canceled, with the params this service writes
+  (phases, stamps, some Idempotency-Keys) beside the data model's (prompt, seed...);
 - a few photos `processing`, each with a pending newest attempt started at the anchor;
 - a handful of settled attempts whose event was never published (the sweeper's to republish).
+
+Only the existing app's tables are seeded: this service's own (the estimate's ring, the events
+outbox, the owners' requests) are filled from them by `photo-restore db migrate`, as on an
+upgraded deployment (`SqlRepository.backfill_service_tables`).
 
 `benchmarks/seed_volume.py` runs it from the command line; tests seed a smaller `Volume`.
 """
@@ -40,7 +45,7 @@ class Volume:
 
 
 # The issue's production volume, and a small one for tests (big enough that the planner's
-# choices are those of the large one: see tests/integration/test_query_plans.py).
+# choices are those of the large one: see tests/integration/test_data_volume.py).
 PRODUCTION = Volume(users=10_000, photos=300_000, attempts=1_000_000)
 SMALL = Volume(users=500, photos=15_000, attempts=50_000)
 
@@ -113,14 +118,15 @@ WITH drawn AS (
          pg_temp.u01('attempt-state-' || j) AS s,
          pg_temp.u01('attempt-time-' || j) AS t
   FROM generate_series(0, :attempts - 1) AS j
+), dated AS (
+  SELECT j, p, s, t, pg_temp.photo_created(p, :anchor) AS photo_created FROM drawn
 ), placed AS (
   SELECT j, p, s,
-         pg_temp.photo_created(p, :anchor)
-           + (:anchor - pg_temp.photo_created(p, :anchor)) * (t * 0.999) AS created_at,
+         photo_created + (:anchor - photo_created) * (power(t, 4) * 0.999) AS created_at,
          CASE WHEN s < 0.80 THEN 'succeeded' WHEN s < 0.97 THEN 'failed' ELSE 'canceled' END
            AS state,
          6 + 30 * pg_temp.u01('inference-' || j) AS inference
-  FROM drawn
+  FROM dated
 )
 INSERT INTO restore_attempts (id, job_id, s3_key, model, params, created_at)
 SELECT md5('attempt-' || j)::uuid,
@@ -178,6 +184,17 @@ SELECT md5('attempt-' || j)::uuid,
 FROM placed
 """
 
+# A million inserts into two B-trees cost more than building them once after (a scratch
+# database: nobody reads it meanwhile).
+_DROP_ATTEMPT_INDEXES = """
+ALTER TABLE restore_attempts DROP CONSTRAINT restore_attempts_pkey;
+DROP INDEX ix_restore_attempts_job_id
+"""
+_REBUILD_ATTEMPT_INDEXES = """
+ALTER TABLE restore_attempts ADD PRIMARY KEY (id);
+CREATE INDEX ix_restore_attempts_job_id ON restore_attempts (job_id)
+"""
+
 # A photo is ready when one of its attempts succeeded (the newest such is its restoration).
 _READY = """
 UPDATE photos SET status = 'ready', processed_key = newest.s3_key,
@@ -219,16 +236,11 @@ WHERE id IN (SELECT job_id FROM inserted)
 
 # Settled within the republish window, their event never published (the bus refused it).
 _UNANNOUNCED = """
-WITH refused AS (
-  UPDATE restore_attempts
-  SET params = ((params::jsonb - 'event_published_at')
-                || jsonb_build_object('finished_at', to_jsonb(:anchor - interval '1 hour')))::json,
-      created_at = :anchor - interval '1 hour 1 minute'
-  WHERE id IN (SELECT md5('attempt-' || j)::uuid FROM generate_series(0, 9) AS j)
-  RETURNING id
-)
-INSERT INTO photo_restore_unannounced_events (attempt_id, settled_at)
-SELECT id, :anchor - interval '1 hour' FROM refused
+UPDATE restore_attempts
+SET params = ((params::jsonb - 'event_published_at')
+              || jsonb_build_object('finished_at', to_jsonb(:anchor - interval '1 hour')))::json,
+    created_at = :anchor - interval '1 hour 1 minute'
+WHERE id IN (SELECT md5('attempt-' || j)::uuid FROM generate_series(0, 9) AS j)
 """
 
 
@@ -258,7 +270,9 @@ def seed(engine: Engine, volume: Volume, *, log: bool = False) -> dict[str, floa
         steps = [
             ("photos", _PHOTOS),
             ("jobs", _JOBS),
+            ("drop attempts' indexes", _DROP_ATTEMPT_INDEXES),
             ("restore_attempts", _ATTEMPTS),
+            ("rebuild attempts' indexes", _REBUILD_ATTEMPT_INDEXES),
             ("ready photos", _READY),
             ("selected restorations", _SELECTED),
             ("photos in flight", _IN_FLIGHT),
@@ -269,7 +283,8 @@ def seed(engine: Engine, volume: Volume, *, log: bool = False) -> dict[str, floa
             # pg8000's paramstyle reads `%` as a placeholder: the modulo operators are escaped;
             # and it sends a datetime untyped, which `anchor - interval` cannot resolve.
             sql = statement.replace("%", "%%").replace(":anchor", "CAST(:anchor AS timestamptz)")
-            conn.execute(text(sql), values)
+            for part in sql.split(";\n"):
+                conn.execute(text(part), values)
             timings[name] = time.perf_counter() - started
             if log:
                 print(f"  {name}: {timings[name]:.1f} s", flush=True)
