@@ -1,0 +1,208 @@
+"""Every hot path at production data volume against the same path on an empty database, in one
+run (issue 17). A benchmark: it prints figures and ratios, it asserts nothing.
+
+One embedded Postgres holds two databases: `volume_full`, seeded with 10,000 users, 300,000
+photos and 1,000,000 attempts (photo_restore_tools/volume_seed.py, then `db migrate`'s
+backfill, as an upgraded deployment), and `volume_empty`. On each, a new photo of the seed's
+heaviest owner (~13,800 photos) runs the same restoration cycles (tests/helpers/hot_paths.py:
+the real use cases, the worker on the SiliconFlow stand-in); cycles alternate between the two
+databases so that the machine's noise falls on both. Warm-up cycles first give the photo the
+attempts a deep page needs, so both photos have the same history: only the rest of the
+database differs. Per path: the median wall time, and the median time spent in the database
+(the statements' own time), whose ratio is what data volume changes. Goal: each <= 1.3x.
+
+The old queries (the estimate's median and the sweeper's unannounced events, as they were)
+run once on each database, for the gain.
+
+    .venv/bin/python benchmarks/bench_volume.py               # ~4 min seeding, then the runs
+    .venv/bin/python benchmarks/bench_volume.py --small --cycles 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.helpers.hot_paths: the hot paths the EXPLAIN test checks
+
+from remote_services import remote_services  # noqa: E402 (beside this script)
+
+GOAL = 1.3
+
+OLD_QUERIES = {
+    "old estimate median (sort of every attempt)": (
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) FROM ("
+        "SELECT (params::jsonb ->> 'inference_time_seconds')::float AS seconds "
+        "FROM restore_attempts WHERE s3_key <> 'pending' "
+        "AND jsonb_typeof(params::jsonb -> 'inference_time_seconds') = 'number' "
+        "ORDER BY created_at DESC, id DESC LIMIT 50) AS recent"
+    ),
+    "old unannounced events (2 days of params)": (
+        "SELECT id FROM restore_attempts WHERE created_at > now() - interval '2 days' "
+        "AND params::jsonb ? 'finished_at' AND NOT params::jsonb ? 'event_published_at' "
+        "AND (params::jsonb ->> 'finished_at')::timestamptz < now() - interval '5 minutes'"
+    ),
+}
+
+
+@dataclass
+class Database:
+    name: str
+    engine: Any
+    paths: Any
+    log: Any
+    wall: dict[str, list[float]]
+    in_db: dict[str, list[float]]
+
+
+def create_database(server_url: str, name: str) -> str:
+    from sqlalchemy import make_url, text
+
+    from photo_restore.db import create_db_engine
+
+    server = create_db_engine(server_url, ssl_mode="disable")
+    with server.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    server.dispose()
+    return make_url(server_url).set(database=name).render_as_string(False)
+
+
+def run_cycle(database: Database, *, measured: bool) -> None:
+    for step in database.paths.cycle():
+        with database.log.recording() as statements:
+            started = time.perf_counter()
+            step.run()
+            wall = time.perf_counter() - started
+        if measured and step.measured:
+            database.wall[step.name].append(wall * 1000)
+            database.in_db[step.name].append(sum(s.seconds for s in statements) * 1000)
+
+
+def old_query_ms(engine: Any, sql: str, repeat: int) -> float:
+    from sqlalchemy import text
+
+    times = []
+    for _ in range(repeat):
+        with engine.connect() as conn:
+            started = time.perf_counter()
+            conn.execute(text(sql)).all()
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--small", action="store_true", help="the tests' volume (a quick look)")
+    parser.add_argument("--cycles", type=int, default=15, help="measured cycles per database")
+    args = parser.parse_args()
+
+    from pydantic import SecretStr
+
+    from photo_restore.db import create_db_engine
+    from photo_restore.events import REPUBLISH_WINDOW
+    from photo_restore.repository import SqlRepository
+    from photo_restore.restore_requests import Caller
+    from photo_restore.settings import Settings
+    from photo_restore_tools.local.photos import add_photo, old_photo
+    from photo_restore_tools.local.services import embedded_postgres, provision, use_local_aws
+    from photo_restore_tools.volume_seed import PRODUCTION, SMALL, owner_id, seed
+    from tests.helpers.hot_paths import DEEP_PAGE_AFTER, PAGE, HotPaths, StatementLog
+
+    volume = SMALL if args.small else PRODUCTION
+    with remote_services() as services, embedded_postgres() as server_url:
+        use_local_aws(services.aws_endpoint)
+        import boto3
+
+        s3, sqs = boto3.client("s3"), boto3.client("sqs")
+        resources = provision(
+            name=f"bench-{uuid.uuid4().hex[:12]}",
+            visibility_timeout_seconds=120,
+            max_receive_count=3,
+        )
+        urls = {name: create_database(server_url, name) for name in ("volume_empty", "volume_full")}
+        full_engine = create_db_engine(urls["volume_full"], ssl_mode="disable", pool_size=2)
+        print(f"seeding {volume} ...", flush=True)
+        started = time.perf_counter()
+        seed(full_engine, volume, log=True)
+        print(f"seeded in {time.perf_counter() - started:.0f} s", flush=True)
+        started = time.perf_counter()
+        filled = SqlRepository(full_engine).backfill_service_tables(
+            republish_window=REPUBLISH_WINDOW
+        )
+        migrate_seconds = time.perf_counter() - started
+        print(f"db migrate's backfill: {migrate_seconds:.1f} s, {filled}", flush=True)
+
+        settings = Settings(
+            database_url=SecretStr("postgresql+pg8000://unused/unused"),
+            database_ssl_mode="disable",
+            **resources.settings_fields(),  # type: ignore[arg-type]
+            siliconflow_base_url=services.siliconflow_base_url,
+            siliconflow_api_key=SecretStr("bench"),
+            siliconflow_allow_private_urls=True,
+            siliconflow_max_retries=1,
+            transient_retry_delays_seconds=[0],
+            daily_restores_per_user=1_000_000,  # counted, never reached
+        )
+        heaviest = owner_id(0)
+        databases = []
+        for name, url in urls.items():
+            engine = full_engine if name == "volume_full" else None
+            if engine is None:
+                engine = create_db_engine(url, ssl_mode="disable", pool_size=2)
+                SqlRepository(engine).create_schema()
+            photo = add_photo(
+                engine,
+                owner_id=heaviest,
+                data=old_photo((640, 480)),
+                s3=s3,
+                bucket=settings.bucket_name,
+            )
+            paths = HotPaths(engine, settings, s3, sqs, Caller(heaviest, None), photo.id)
+            databases.append(
+                Database(
+                    name, engine, paths, StatementLog(engine), defaultdict(list), defaultdict(list)
+                )
+            )
+        warmups = -(-(DEEP_PAGE_AFTER + PAGE) // 4)  # four attempts per cycle
+        print(f"{warmups} warm-up cycles, then {args.cycles} measured, alternating", flush=True)
+        for index in range(warmups + args.cycles):
+            for database in databases:
+                run_cycle(database, measured=index >= warmups)
+
+        empty, full = databases
+        print()
+        print(
+            f"{'hot path':48} {'empty ms':>9} {'full ms':>9} {'ratio':>6}   "
+            f"{'DB empty':>9} {'DB full':>9} {'DB ratio':>8}"
+        )
+        for step_name in empty.wall:
+            e_wall = statistics.median(empty.wall[step_name])
+            f_wall = statistics.median(full.wall[step_name])
+            e_db = statistics.median(empty.in_db[step_name])
+            f_db = statistics.median(full.in_db[step_name])
+            print(
+                f"{step_name:48} {e_wall:9.1f} {f_wall:9.1f} {f_wall / e_wall:5.2f}x   "
+                f"{e_db:9.2f} {f_db:9.2f} {f_db / e_db:7.2f}x",
+                flush=True,
+            )
+        print()
+        for label, sql in OLD_QUERIES.items():
+            e_ms = old_query_ms(empty.engine, sql, 3)
+            f_ms = old_query_ms(full.engine, sql, 3)
+            print(f"{label:48} {e_ms:9.1f} {f_ms:9.1f} {f_ms / e_ms:5.0f}x", flush=True)
+        for database in databases:
+            database.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
