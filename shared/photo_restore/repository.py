@@ -7,7 +7,6 @@ against the tables in `status` and `attempts`, so no caller reads a state and th
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -773,8 +772,6 @@ class SqlTransaction:
     def _record_inference_time(self, attempt_id: uuid.UUID, seconds: object) -> None:
         """Into the ring the estimate's median reads: the next slot, overwriting its oldest."""
         if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-            return
-        if not math.isfinite(seconds):
             return
         statement = insert(inference_times).values(
             slot=inference_slot.next_value() % INFERENCE_RING_SLOTS,

@@ -19,11 +19,13 @@ from sqlalchemy import Engine, make_url, text
 from photo_restore.db import create_db_engine
 from photo_restore.errors import NOT_USER_CAUSED_CODES
 from photo_restore.events import REPUBLISH_AFTER, REPUBLISH_WINDOW
+from photo_restore.models import inference_times, owner_requests, unannounced_events
 from photo_restore.repository import SqlRepository
 from photo_restore.restore_requests import MEDIAN_SAMPLE, QUOTA_WINDOW, Caller
 from photo_restore.restore_runs import RunOutcome, RunReport
 from photo_restore.settings import Settings
 from photo_restore.status import RESTORABLE_STATUSES
+from photo_restore_tools.cli import main
 from photo_restore_tools.local.photos import add_photo, old_photo
 from photo_restore_tools.local.services import LocalResources
 from photo_restore_tools.local.siliconflow_standin import SiliconFlowStandIn
@@ -236,3 +238,22 @@ def test_no_hot_path_scans_photos_jobs_or_restore_attempts_at_volume(
     with paths.repository.transaction() as tx:
         settled = tx.photo(photo.id)
     assert settled is not None and settled.status in RESTORABLE_STATUSES
+
+
+def test_db_migrate_run_again_fills_nothing_twice(
+    volume_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The fixture's backfill is `db migrate`'s; the command run again adds no row."""
+    from photo_restore import wiring
+
+    monkeypatch.setenv("DATABASE_URL", volume_url)
+    monkeypatch.setenv("DATABASE_SSL_MODE", "disable")
+    wiring.reset()
+    try:
+        assert main(["db", "migrate"]) == 0
+    finally:
+        wiring.reset()
+    out = capsys.readouterr().out
+    for table in (inference_times, unannounced_events, owner_requests):
+        assert f"{table.name}: 0 row(s) filled" in out
+    assert "service tables ready" in out
