@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Uuid,
     func,
+    text,
 )
 
 app_metadata = MetaData()  # the existing app's tables
@@ -132,4 +133,11 @@ owner_requests = Table(
     Column("idempotency_key", String, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_photo_restore_owner_requests_owner_created", "owner_id", "created_at"),
+    # A key's lookup reads its own rows, not every request of a busy owner's day.
+    Index(
+        "ix_photo_restore_owner_requests_owner_key",
+        "owner_id",
+        "idempotency_key",
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
 )

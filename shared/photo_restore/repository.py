@@ -219,7 +219,8 @@ class SqlRepository:
 
     def create_schema(self) -> None:
         """The existing app's tables and indexes where missing (empty databases, the local
-        stack and tests), and this service's pacing table: nothing existing is ever altered."""
+        stack and tests), and this service's own tables (pacing, and the aggregates of
+        `models`): nothing existing is ever altered."""
         from photo_restore.models import app_metadata, service_metadata
 
         try:

@@ -109,31 +109,33 @@ FROM generate_series(0, :photos - 1) AS i
 
 # Attempt j's photo, state and time; its params built from them below.
 _ATTEMPTS = """
-WITH drawn AS (
-  SELECT j,
-         CASE WHEN j < :attempts * 0.9
-              THEN floor(:photos * pg_temp.u01('attempt-photo-' || j))::bigint
-              ELSE floor(greatest(1, :photos / 100) * pg_temp.u01('attempt-photo-' || j))::bigint
-         END AS p,
-         pg_temp.u01('attempt-state-' || j) AS s,
-         pg_temp.u01('attempt-time-' || j) AS t
-  FROM generate_series(0, :attempts - 1) AS j
+WITH hashed AS (
+  SELECT j, md5('attempt-' || j) AS h FROM generate_series(0, :attempts - 1) AS j
+), drawn AS (
+  -- Four uniform draws from the one hash of the attempt (md5 is most of the seeding time).
+  SELECT j, h, h::uuid AS attempt_id,
+         CASE WHEN j < :attempts * 0.9 THEN :photos ELSE greatest(1, :photos / 100) END
+           * (('x' || substr(h, 1, 8))::bit(32)::bigint / 4294967296.0) AS photo_draw,
+         ('x' || substr(h, 9, 8))::bit(32)::bigint / 4294967296.0 AS s,
+         ('x' || substr(h, 17, 8))::bit(32)::bigint / 4294967296.0 AS t,
+         6 + 30 * (('x' || substr(h, 25, 8))::bit(32)::bigint / 4294967296.0) AS inference
+  FROM hashed
 ), dated AS (
-  SELECT j, p, s, t, pg_temp.photo_created(p, :anchor) AS photo_created FROM drawn
+  SELECT j, h, attempt_id, floor(photo_draw)::bigint AS p, s, t, inference,
+         md5('photo-' || floor(photo_draw)::bigint)::uuid AS photo_id,
+         pg_temp.photo_created(floor(photo_draw)::bigint, :anchor) AS photo_created
+  FROM drawn
 ), placed AS (
-  SELECT j, p, s,
+  SELECT j, h, attempt_id, p, photo_id, inference,
          photo_created + (:anchor - photo_created) * (power(t, 4) * 0.999) AS created_at,
          CASE WHEN s < 0.80 THEN 'succeeded' WHEN s < 0.97 THEN 'failed' ELSE 'canceled' END
-           AS state,
-         6 + 30 * pg_temp.u01('inference-' || j) AS inference
+           AS state
   FROM dated
 )
 INSERT INTO restore_attempts (id, job_id, s3_key, model, params, created_at)
-SELECT md5('attempt-' || j)::uuid,
-       md5('photo-' || p)::uuid,
-       CASE WHEN state = 'succeeded'
-            THEN 'restored/' || md5('photo-' || p)::uuid || '/' || md5('attempt-' || j)::uuid
-                 || '.jpg'
+SELECT attempt_id,
+       photo_id,
+       CASE WHEN state = 'succeeded' THEN 'restored/' || photo_id || '/' || attempt_id || '.jpg'
             ELSE 'pending' END,
        'Qwen/Qwen-Image-Edit',
        (jsonb_build_object(
@@ -150,20 +152,18 @@ SELECT md5('attempt-' || j)::uuid,
           'phase', state
         )
         || CASE WHEN j % 3 = 0
-                THEN jsonb_build_object('idempotency_key', md5('key-' || j),
+                THEN jsonb_build_object('idempotency_key', 'key-' || h,
                                         'enqueued_at', to_jsonb(created_at))
                 ELSE '{}'::jsonb END
         || CASE state
              WHEN 'succeeded' THEN jsonb_build_object(
                'inference_time_seconds', round(inference::numeric, 2),
-               'seed', floor(pg_temp.u01('seed-' || j) * 2147483647)::bigint,
-               'provider_trace_id', md5('trace-' || j),
+               'seed', (j * 2654435761) % 2147483647,
+               'provider_trace_id', h,
                'result_dimensions', jsonb_build_array(1664, 1248),
                'result_bytes', 400000 + (j % 300000),
-               'before_key', 'before/' || md5('photo-' || p)::uuid || '/'
-                             || md5('attempt-' || j)::uuid || '.jpg',
-               'thumbnail_key', 'thumbnails/' || md5('photo-' || p)::uuid || '/'
-                                || md5('attempt-' || j)::uuid || '.jpg',
+               'before_key', 'before/' || photo_id || '/' || attempt_id || '.jpg',
+               'thumbnail_key', 'thumbnails/' || photo_id || '/' || attempt_id || '.jpg',
                'preprocessed', jsonb_build_object(
                  'resized', j % 2 = 0,
                  'original_dimensions', jsonb_build_array(4000, 3000),
