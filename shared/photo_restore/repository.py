@@ -542,9 +542,13 @@ class SqlTransaction:
         codes: Collection[str] | None = None,
         photo_ids: Collection[uuid.UUID] | None = None,
     ) -> list[FailedRestore]:
-        """Photos whose newest attempt failed since `since`, optionally by code or photo."""
+        """Photos whose newest attempt failed since `since`, optionally by code or photo.
+
+        Only attempts since `since` are sorted: a photo's newest attempt is among them exactly
+        when it was made since then (an operator's command: still one scan of the table)."""
         newest = (
             select(restore_attempts)
+            .where(restore_attempts.c.created_at >= since)
             .ext(distinct_on(restore_attempts.c.job_id))
             .order_by(restore_attempts.c.job_id, *NEWEST_FIRST)
             .subquery()
