@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -113,6 +114,19 @@ class HotPaths:
             max_wait_seconds=0,
             sleep=lambda seconds: None,
         )
+
+    def settling_sweep(self) -> Step:
+        """A sweeper run an hour past the stuck limit, when every photo in `processing` (the
+        in-flight ones of a seed included) is stuck: the sweep's settling statements too."""
+        later = datetime.now(UTC) + timedelta(seconds=self.settings.stuck_after_seconds + 3600)
+        giveup = RestoreGiveUp(
+            repository=self.repository,
+            storage=self._storage,
+            settings=self.settings,
+            announcer=self._announcer,
+            clock=lambda: later,
+        )
+        return Step("sweeper run (settling stuck photos)", giveup.sweep_stuck_photos)
 
     def fresh_requests(self) -> RestoreRequests:
         """A new API container's use case: no median cached yet (the estimate reads it)."""

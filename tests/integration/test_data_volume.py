@@ -21,10 +21,11 @@ from photo_restore.errors import NOT_USER_CAUSED_CODES
 from photo_restore.events import REPUBLISH_AFTER, REPUBLISH_WINDOW
 from photo_restore.models import inference_times, owner_requests, unannounced_events
 from photo_restore.repository import SqlRepository
+from photo_restore.restore_giveup import GiveUpOutcome
 from photo_restore.restore_requests import MEDIAN_SAMPLE, QUOTA_WINDOW, Caller
 from photo_restore.restore_runs import RunOutcome, RunReport
 from photo_restore.settings import Settings
-from photo_restore.status import RESTORABLE_STATUSES
+from photo_restore.status import RESTORABLE_STATUSES, PhotoStatus
 from photo_restore_tools.cli import main
 from photo_restore_tools.local.photos import add_photo, old_photo
 from photo_restore_tools.local.services import LocalResources
@@ -220,11 +221,16 @@ def test_no_hot_path_scans_photos_jobs_or_restore_attempts_at_volume(
     paths = HotPaths(
         volume_engine, settings, s3, sqs, Caller(heaviest, "owner0@example.com"), photo.id
     )
+    # Stuck for the settling sweep: besides the seed's in-flight photos, one without attempt.
+    attemptless = add_photo(
+        volume_engine, owner_id=heaviest, data=b"never read", status=PhotoStatus.PROCESSING
+    )
     log = StatementLog(volume_engine)
     scans: dict[str, list[str]] = {}
-    for step in paths.cycle():
+    results: dict[str, object] = {}
+    for step in [*paths.cycle(), paths.settling_sweep()]:
         with log.recording() as statements:
-            result = step.run()
+            results[step.name] = result = step.run()
         if isinstance(result, RunReport):
             assert result.outcome is RunOutcome.SUCCEEDED, result
         if not step.measured:
@@ -238,6 +244,10 @@ def test_no_hot_path_scans_photos_jobs_or_restore_attempts_at_volume(
     with paths.repository.transaction() as tx:
         settled = tx.photo(photo.id)
     assert settled is not None and settled.status in RESTORABLE_STATUSES
+    swept = results["sweeper run (settling stuck photos)"]
+    assert isinstance(swept, list)
+    reverted = {r.photo_id for r in swept if r.outcome is GiveUpOutcome.REVERTED}
+    assert attemptless.id in reverted and len(reverted) == SMALL.processing_photos + 1
 
 
 def test_db_migrate_run_again_fills_nothing_twice(
