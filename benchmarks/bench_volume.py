@@ -168,7 +168,7 @@ def main() -> None:
     from photo_restore.settings import Settings
     from photo_restore_tools.local.photos import add_photo, old_photo
     from photo_restore_tools.local.services import embedded_postgres, provision, use_local_aws
-    from photo_restore_tools.volume_seed import PRODUCTION, SMALL, owner_id, seed
+    from photo_restore_tools.volume_seed import PRODUCTION, SMALL, describe, owner_id, seed
     from tests.helpers.hot_paths import DEEP_PAGE_AFTER, PAGE, HotPaths, StatementLog
 
     volume = SMALL if args.small else PRODUCTION
@@ -187,7 +187,8 @@ def main() -> None:
         print(f"seeding {volume} ...", flush=True)
         started = time.perf_counter()
         seed(full_engine, volume, log=True)
-        print(f"seeded in {time.perf_counter() - started:.0f} s", flush=True)
+        seconds = time.perf_counter() - started
+        print(f"seeded in {seconds:.0f} s: {describe(full_engine)}", flush=True)
         started = time.perf_counter()
         filled = SqlRepository(full_engine).backfill_service_tables(
             republish_window=REPUBLISH_WINDOW

@@ -13,7 +13,7 @@ import time
 
 from photo_restore.db import create_db_engine
 from photo_restore_tools.local.services import embedded_postgres
-from photo_restore_tools.volume_seed import PRODUCTION, SMALL, Volume, seed
+from photo_restore_tools.volume_seed import PRODUCTION, SMALL, Volume, describe, seed
 
 
 def seed_url(url: str, volume: Volume) -> None:
@@ -21,7 +21,7 @@ def seed_url(url: str, volume: Volume) -> None:
     started = time.perf_counter()
     print(f"seeding {volume} ...", flush=True)
     seed(engine, volume, log=True)
-    print(f"seeded in {time.perf_counter() - started:.0f} s", flush=True)
+    print(f"seeded in {time.perf_counter() - started:.0f} s: {describe(engine)}", flush=True)
     engine.dispose()
 
 
