@@ -17,7 +17,7 @@ seed's busiest owner, whose quota window holds their seeded requests on the full
 The old queries (the estimate's median and the sweeper's unannounced events, as they were)
 run once on each database, for the gain.
 
-    .venv/bin/python benchmarks/bench_volume.py               # ~4 min seeding, then the runs
+    .venv/bin/python benchmarks/bench_volume.py               # ~5 min seeding, ~4 min of cycles
     .venv/bin/python benchmarks/bench_volume.py --small --cycles 5
 """
 
@@ -156,7 +156,7 @@ def old_query_ms(engine: Any, sql: str, repeat: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--small", action="store_true", help="the tests' volume (a quick look)")
-    parser.add_argument("--cycles", type=int, default=15, help="measured cycles per database")
+    parser.add_argument("--cycles", type=int, default=25, help="measured cycles per database")
     args = parser.parse_args()
 
     from pydantic import SecretStr
