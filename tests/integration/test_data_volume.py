@@ -104,6 +104,23 @@ def is_query(statement: Statement) -> bool:
     }
 
 
+def test_the_seed_holds_the_volume_and_the_skew_it_promises(volume_engine: Engine) -> None:
+    with volume_engine.connect() as conn:
+        attempts, busiest, most_attempted, recent = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM restore_attempts),"
+                " (SELECT max(n) FROM (SELECT count(*) AS n FROM photos GROUP BY owner_id) o),"
+                " (SELECT max(n) FROM (SELECT count(*) AS n FROM restore_attempts"
+                "   GROUP BY job_id) a),"
+                " (SELECT count(*) FROM photo_restore_owner_requests)"
+            )
+        ).one()
+    assert attempts >= SMALL.attempts + SMALL.processing_photos
+    assert busiest >= 1000  # owners with thousands of photos (1,904 of 15,000 here)
+    assert most_attempted >= 24  # photos with dozens of attempts
+    assert recent > 0  # the windows' requests, filled by the migration
+
+
 def test_the_scan_check_finds_the_scan_of_the_old_median_query(volume_engine: Engine) -> None:
     """The check below can fail: the estimate's median as it was (a sort of every attempt)."""
     old_median = Statement(
