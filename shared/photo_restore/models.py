@@ -13,6 +13,7 @@ import uuid
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Uuid,
     func,
     text,
+    true,
 )
 
 app_metadata = MetaData()  # the existing app's tables
@@ -132,6 +134,9 @@ owner_requests = Table(
     Column("owner_id", String, nullable=False),
     Column("idempotency_key", String, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Whether it counts in the quota: false once it failed for a provider or system reason
+    # (errors.NOT_USER_CAUSED_CODES), set by the commit that records the failure.
+    Column("counted", Boolean, nullable=False, server_default=true()),
     Index("ix_photo_restore_owner_requests_owner_created", "owner_id", "created_at"),
     # A key's lookup reads its own rows, not every request of a busy owner's day.
     Index(

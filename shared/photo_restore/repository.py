@@ -266,13 +266,15 @@ class SqlRepository:
                 ~params.has_key(EVENT_PUBLISHED_AT),
             ),
         )
+        code = params[ERROR]["code"].astext
         requests = insert(owner_requests).from_select(
-            ["attempt_id", "owner_id", "idempotency_key", "created_at"],
+            ["attempt_id", "owner_id", "idempotency_key", "created_at", "counted"],
             select(
                 restore_attempts.c.id,
                 photos.c.owner_id,
                 params[IDEMPOTENCY_KEY].astext,
                 restore_attempts.c.created_at,
+                func.coalesce(code, "").not_in(sorted(NOT_USER_CAUSED_CODES)),
             )
             .join(photos, photos.c.id == restore_attempts.c.job_id)
             .where(restore_attempts.c.created_at > now - OWNER_REQUESTS_KEPT),
@@ -467,10 +469,9 @@ class SqlTransaction:
 
     def quota_usage(self, owner_id: str, *, window: timedelta) -> QuotaUsage:
         """The owner's attempts within `window` that count: all but those that failed for a
-        provider or system reason (errors.NOT_USER_CAUSED_CODES). The owner's requests of the
-        window come from `owner_requests`, each attempt by its primary key."""
+        provider or system reason (errors.NOT_USER_CAUSED_CODES): the owner's requests of the
+        window in `owner_requests` still `counted`."""
         _check_kept(window)
-        code = cast(restore_attempts.c.params, JSONB)[ERROR]["code"].astext
         oldest = func.min(owner_requests.c.created_at)
         # The clock now, not the transaction's start: it may have waited on the owner's lock
         # while the attempts it counts were created.
@@ -481,11 +482,10 @@ class SqlTransaction:
                 extract("epoch", oldest + window - now).label("seconds_left"),
             )
             .select_from(owner_requests)
-            .join(restore_attempts, restore_attempts.c.id == owner_requests.c.attempt_id)
             .where(
                 owner_requests.c.owner_id == owner_id,
                 owner_requests.c.created_at > now - window,
-                func.coalesce(code, "").not_in(sorted(NOT_USER_CAUSED_CODES)),
+                owner_requests.c.counted,
             )
         )
         row = self._conn.execute(statement).one()
@@ -916,6 +916,14 @@ class SqlTransaction:
         )
         if self._conn.execute(statement).one_or_none() is None:
             return False
+        error = patch.get(ERROR)
+        if isinstance(error, Mapping) and error.get("code") in NOT_USER_CAUSED_CODES:
+            # Not the user's doing: the request no longer counts in their quota.
+            self._conn.execute(
+                update(owner_requests)
+                .where(owner_requests.c.attempt_id == attempt_id)
+                .values(counted=False)
+            )
         # The outbox follows the stamps, in the same commit: settled means "to announce".
         outbox = unannounced_events
         if FINISHED_AT in stamps:

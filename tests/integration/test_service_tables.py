@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, select, text
 
+from photo_restore.errors import NOT_USER_CAUSED_CODES
 from photo_restore.models import INFERENCE_RING_SLOTS, inference_times, owner_requests
 from photo_restore.repository import OWNER_REQUESTS_KEPT, SqlRepository
 from tests.helpers import records
@@ -143,3 +144,17 @@ def test_an_unannounced_event_leaves_the_outbox_when_published_or_past_the_windo
     with repository.transaction() as tx:
         tx.unannounced_attempts(finished_before=timedelta(minutes=5), window=timedelta(days=2))
     assert forgotten not in outbox()
+
+
+def test_a_failure_not_of_the_users_doing_leaves_the_quota_and_theirs_stays_in_it(
+    engine: Engine, repository: SqlRepository
+) -> None:
+    photo = insert_photo(engine)
+    for code in ("provider_unavailable", "corrupt_image"):
+        attempt_id = claim(repository, photo.id, photo.owner_id)
+        with repository.transaction() as tx:
+            assert tx.fail_attempt(photo_id=photo.id, attempt_id=attempt_id, error={"code": code})
+    assert "provider_unavailable" in NOT_USER_CAUSED_CODES
+    assert "corrupt_image" not in NOT_USER_CAUSED_CODES
+    with repository.transaction() as tx:
+        assert tx.quota_usage(photo.owner_id, window=timedelta(hours=24)).counted == 1
