@@ -15,7 +15,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 IMAGE ?=
 PORT ?= 3000
 
-.PHONY: install demo serve test test-unit lint typecheck pytest openapi bench bench-throughput database-ca clean
+.PHONY: install demo serve test test-unit lint typecheck pytest openapi bench bench-throughput bench-volume database-ca clean
 
 $(INSTALLED): $(PINS)
 	python=$$(make/find-python $(PYTHON_VERSION)) && $$python -m venv --clear $(VENV)
@@ -68,6 +68,10 @@ bench-throughput: install
 .PHONY: bench-faults
 bench-faults: install
 	$(BIN)/python benchmarks/bench_faults.py
+
+# Every hot path on a seeded production-volume database (~4 min to seed) against an empty one.
+bench-volume: install
+	$(BIN)/python benchmarks/bench_volume.py
 
 # The managed databases' TLS CA bundles, into the DatabaseCaLayer (layers/database-ca/README.md).
 database-ca:

@@ -24,8 +24,11 @@ from sqlalchemy import (
     Integer,
     Result,
     Row,
+    String,
+    Uuid,
     case,
     cast,
+    delete,
     extract,
     func,
     literal,
@@ -57,7 +60,17 @@ from photo_restore.attempts import (
     replaces_selection,
 )
 from photo_restore.errors import NOT_USER_CAUSED_CODES, DependencyUnavailable
-from photo_restore.models import jobs, photos, provider_pacing, restore_attempts
+from photo_restore.models import (
+    INFERENCE_RING_SLOTS,
+    inference_slot,
+    inference_times,
+    jobs,
+    owner_requests,
+    photos,
+    provider_pacing,
+    restore_attempts,
+    unannounced_events,
+)
 from photo_restore.photos import Photo
 from photo_restore.status import (
     RESTORABLE_STATUSES,
@@ -65,6 +78,10 @@ from photo_restore.status import (
     check_transitions,
     status_after_failed_restore,
 )
+
+# How long an owner's requests stay in `owner_requests`: the longest window read there (the
+# quota's and the Idempotency-Key's, 24 h each) with a margin.
+OWNER_REQUESTS_KEPT = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -210,7 +227,8 @@ class SqlRepository:
 
     def create_schema(self) -> None:
         """The existing app's tables and indexes where missing (empty databases, the local
-        stack and tests), and this service's pacing table: nothing existing is ever altered."""
+        stack and tests), and this service's own tables (pacing, and the aggregates of
+        `models`): nothing existing is ever altered."""
         from photo_restore.models import app_metadata, service_metadata
 
         try:
@@ -218,6 +236,72 @@ class SqlRepository:
             service_metadata.create_all(self.engine)
         except SQLAlchemyError as error:
             raise DependencyUnavailable("the database is unavailable; try again") from error
+
+    def backfill_service_tables(self, *, republish_window: timedelta) -> dict[str, int]:
+        """Fill this service's aggregate tables from the rows they summarise, for a database
+        whose attempts predate them; idempotent, rows per table. Each is one scan of
+        `restore_attempts` (no index serves these reads): `photo-restore db migrate` runs it
+        once, never a request."""
+        now = func.clock_timestamp()
+        params = cast(restore_attempts.c.params, JSONB)
+        seconds = params["inference_time_seconds"]
+        newest = (
+            select(
+                restore_attempts.c.id,
+                restore_attempts.c.created_at,
+                seconds.astext.cast(Float).label("seconds"),
+            )
+            .where(
+                restore_attempts.c.s3_key != PENDING_S3_KEY,
+                func.jsonb_typeof(seconds) == "number",
+            )
+            .order_by(*NEWEST_FIRST)
+            .limit(INFERENCE_RING_SLOTS)
+            .subquery()
+        )
+        # Slots 0.. from the oldest, and the sequence set to overwrite the oldest next.
+        slot = func.row_number().over(order_by=(newest.c.created_at, newest.c.id)) - 1
+        ring = insert(inference_times).from_select(
+            ["slot", "attempt_id", "seconds", "recorded_at"],
+            select(slot, newest.c.id, newest.c.seconds, newest.c.created_at),
+        )
+        finished = params[FINISHED_AT].astext.cast(DateTime(timezone=True))
+        outbox = insert(unannounced_events).from_select(
+            ["attempt_id", "settled_at"],
+            select(restore_attempts.c.id, finished).where(
+                restore_attempts.c.created_at > now - republish_window,
+                params.has_key(FINISHED_AT),
+                ~params.has_key(EVENT_PUBLISHED_AT),
+            ),
+        )
+        code = params[ERROR]["code"].astext
+        requests = insert(owner_requests).from_select(
+            ["attempt_id", "owner_id", "idempotency_key", "created_at", "counted"],
+            select(
+                restore_attempts.c.id,
+                photos.c.owner_id,
+                params[IDEMPOTENCY_KEY].astext,
+                restore_attempts.c.created_at,
+                func.coalesce(code, "").not_in(sorted(NOT_USER_CAUSED_CODES)),
+            )
+            .join(photos, photos.c.id == restore_attempts.c.job_id)
+            .where(restore_attempts.c.created_at > now - OWNER_REQUESTS_KEPT),
+        )
+        filled: dict[str, int] = {}
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(select(func.count()).select_from(inference_times)).scalar():
+                    filled[inference_times.name] = 0  # the ring is written already: kept
+                else:
+                    filled[inference_times.name] = conn.execute(ring).rowcount
+                    if filled[inference_times.name]:
+                        next_slot = literal(filled[inference_times.name])
+                        conn.execute(select(func.setval(inference_slot.name, next_slot, False)))
+                for table, statement in ((unannounced_events, outbox), (owner_requests, requests)):
+                    filled[table.name] = conn.execute(statement.on_conflict_do_nothing()).rowcount
+        except SQLAlchemyError as error:
+            raise DependencyUnavailable("the database is unavailable; try again") from error
+        return filled
 
 
 class _TransactionConnection:
@@ -287,6 +371,11 @@ def _is_in_flight(attempt_id: uuid.UUID) -> ColumnElement[bool]:
         select(restore_attempts.c.id).where(restore_attempts.c.id == attempt_id, _is_pending())
     ).exists()
     return (_newest_attempt_id_of(photos.c.id) == attempt_id) & newest_pending
+
+
+def _check_kept(window: timedelta) -> None:
+    if window > OWNER_REQUESTS_KEPT:
+        raise ValueError(f"owner_requests keeps {OWNER_REQUESTS_KEPT}, not {window}")
 
 
 def _photo(row: Row[Any]) -> Photo:
@@ -369,18 +458,18 @@ class SqlTransaction:
 
     def keyed_attempt(self, owner_id: str, key: str, *, window: timedelta) -> Attempt | None:
         """The newest attempt of the owner's photos made under this Idempotency-Key within
-        `window`. The key lives in the attempt's params: no table of our own to keep in step,
-        and it commits in the same transaction as the claim it answers for."""
-        key_of = cast(restore_attempts.c.params, JSONB)[IDEMPOTENCY_KEY].astext
+        `window`. The key is recorded with the owner's request (`owner_requests`), in the same
+        transaction as the claim it answers for."""
+        _check_kept(window)
         statement = (
             select(restore_attempts)
-            .join(photos, photos.c.id == restore_attempts.c.job_id)
+            .join(owner_requests, owner_requests.c.attempt_id == restore_attempts.c.id)
             .where(
-                photos.c.owner_id == owner_id,
-                restore_attempts.c.created_at > func.clock_timestamp() - window,
-                key_of == key,
+                owner_requests.c.owner_id == owner_id,
+                owner_requests.c.created_at > func.clock_timestamp() - window,
+                owner_requests.c.idempotency_key == key,
             )
-            .order_by(*NEWEST_FIRST)
+            .order_by(owner_requests.c.created_at.desc(), owner_requests.c.attempt_id.desc())
             .limit(1)
         )
         row = self._conn.execute(statement).one_or_none()
@@ -388,9 +477,10 @@ class SqlTransaction:
 
     def quota_usage(self, owner_id: str, *, window: timedelta) -> QuotaUsage:
         """The owner's attempts within `window` that count: all but those that failed for a
-        provider or system reason (errors.NOT_USER_CAUSED_CODES)."""
-        code = cast(restore_attempts.c.params, JSONB)[ERROR]["code"].astext
-        oldest = func.min(restore_attempts.c.created_at)
+        provider or system reason (errors.NOT_USER_CAUSED_CODES): the owner's requests of the
+        window in `owner_requests` still `counted`."""
+        _check_kept(window)
+        oldest = func.min(owner_requests.c.created_at)
         # The clock now, not the transaction's start: it may have waited on the owner's lock
         # while the attempts it counts were created.
         now = func.clock_timestamp()
@@ -399,11 +489,11 @@ class SqlTransaction:
                 func.count().label("counted"),
                 extract("epoch", oldest + window - now).label("seconds_left"),
             )
-            .join(photos, photos.c.id == restore_attempts.c.job_id)
+            .select_from(owner_requests)
             .where(
-                photos.c.owner_id == owner_id,
-                restore_attempts.c.created_at > now - window,
-                func.coalesce(code, "").not_in(sorted(NOT_USER_CAUSED_CODES)),
+                owner_requests.c.owner_id == owner_id,
+                owner_requests.c.created_at > now - window,
+                owner_requests.c.counted,
             )
         )
         row = self._conn.execute(statement).one()
@@ -411,16 +501,11 @@ class SqlTransaction:
         return QuotaUsage(row.counted, max(0, int(-(-float(left) // 1))) if left else 0)
 
     def inference_seconds_median(self, *, sample: int) -> float | None:
-        """The median `inference_time_seconds` of the newest `sample` succeeded attempts."""
-        params = cast(restore_attempts.c.params, JSONB)
-        seconds = params["inference_time_seconds"]
+        """The median `inference_time_seconds` of the newest `sample` succeeded attempts (at
+        most INFERENCE_RING_SLOTS: the ring `complete_attempt` writes keeps no more)."""
         recent = (
-            select(seconds.astext.cast(Float).label("seconds"))
-            .where(
-                restore_attempts.c.s3_key != PENDING_S3_KEY,
-                func.jsonb_typeof(seconds) == "number",
-            )
-            .order_by(*NEWEST_FIRST)
+            select(inference_times.c.seconds)
+            .order_by(inference_times.c.recorded_at.desc())
             .limit(sample)
             .subquery()
         )
@@ -432,11 +517,16 @@ class SqlTransaction:
         self, *, finished_before: timedelta, window: timedelta
     ) -> list[Attempt]:
         """Attempts settled within `window` (and longer than `finished_before` ago) whose final
-        event was never published: the publish after their commit failed."""
+        event was never published: the publish after their commit failed. They are found
+        through the outbox `unannounced_events` (whose rows older than `window` are dropped
+        here: they are past republishing), the conditions checked on the attempts themselves."""
+        outbox = unannounced_events
+        self._conn.execute(delete(outbox).where(outbox.c.settled_at < func.now() - window))
         params = cast(restore_attempts.c.params, JSONB)
         finished = params[FINISHED_AT].astext.cast(DateTime(timezone=True))
         statement = (
             select(restore_attempts)
+            .join(outbox, outbox.c.attempt_id == restore_attempts.c.id)
             .where(
                 restore_attempts.c.created_at > func.now() - window,
                 params.has_key(FINISHED_AT),
@@ -460,9 +550,13 @@ class SqlTransaction:
         codes: Collection[str] | None = None,
         photo_ids: Collection[uuid.UUID] | None = None,
     ) -> list[FailedRestore]:
-        """Photos whose newest attempt failed since `since`, optionally by code or photo."""
+        """Photos whose newest attempt failed since `since`, optionally by code or photo.
+
+        Only attempts since `since` are sorted: a photo's newest attempt is among them exactly
+        when it was made since then (an operator's command: still one scan of the table)."""
         newest = (
             select(restore_attempts)
+            .where(restore_attempts.c.created_at >= since)
             .ext(distinct_on(restore_attempts.c.job_id))
             .order_by(restore_attempts.c.job_id, *NEWEST_FIRST)
             .subquery()
@@ -588,7 +682,31 @@ class SqlTransaction:
             )
             .returning(*restore_attempts.c)
         )
-        return _attempt(self._conn.execute(statement).one())
+        attempt = _attempt(self._conn.execute(statement).one())
+        self._record_owner_request(attempt)
+        return attempt
+
+    def _record_owner_request(self, attempt: Attempt) -> None:
+        """The attempt under its photo's owner (and Idempotency-Key) in `owner_requests`, and
+        that owner's requests older than OWNER_REQUESTS_KEPT dropped (the same index serves)."""
+        key = attempt.params.get(IDEMPOTENCY_KEY)
+        row = select(
+            cast(literal(attempt.id), Uuid),
+            photos.c.owner_id,
+            cast(literal(key if isinstance(key, str) else None), String),
+            cast(literal(attempt.created_at), DateTime(timezone=True)),
+        ).where(photos.c.id == attempt.photo_id)
+        columns = ["attempt_id", "owner_id", "idempotency_key", "created_at"]
+        recorded = insert(owner_requests).from_select(columns, row)
+        owner = self._conn.execute(recorded.returning(owner_requests.c.owner_id)).scalar()
+        if owner is None:
+            return  # no such photo: another writer's attempt, nobody's request
+        self._conn.execute(
+            delete(owner_requests).where(
+                owner_requests.c.owner_id == owner,
+                owner_requests.c.created_at < func.clock_timestamp() - OWNER_REQUESTS_KEPT,
+            )
+        )
 
     def start_attempt(
         self, photo_id: uuid.UUID, attempt_id: uuid.UUID, *, count_delivery: bool = True
@@ -664,7 +782,25 @@ class SqlTransaction:
         )
         if selects:
             self._select(photo_id, attempt_id, params.get(THUMBNAIL_KEY))
+        self._record_inference_time(attempt_id, params.get("inference_time_seconds"))
         return True
+
+    def _record_inference_time(self, attempt_id: uuid.UUID, seconds: object) -> None:
+        """Into the ring the estimate's median reads: the next slot, overwriting its oldest."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            return
+        statement = insert(inference_times).values(
+            slot=inference_slot.next_value() % INFERENCE_RING_SLOTS,
+            attempt_id=attempt_id,
+            seconds=float(seconds),
+            recorded_at=func.clock_timestamp(),
+        )
+        replaced = {
+            name: statement.excluded[name] for name in ("attempt_id", "seconds", "recorded_at")
+        }
+        self._conn.execute(
+            statement.on_conflict_do_update(index_elements=[inference_times.c.slot], set_=replaced)
+        )
 
     def fail_attempt(
         self,
@@ -821,4 +957,21 @@ class SqlTransaction:
             .values(**values)
             .returning(restore_attempts.c.id)
         )
-        return self._conn.execute(statement).one_or_none() is not None
+        if self._conn.execute(statement).one_or_none() is None:
+            return False
+        error = patch.get(ERROR)
+        if isinstance(error, Mapping) and error.get("code") in NOT_USER_CAUSED_CODES:
+            # Not the user's doing: the request no longer counts in their quota.
+            self._conn.execute(
+                update(owner_requests)
+                .where(owner_requests.c.attempt_id == attempt_id)
+                .values(counted=False)
+            )
+        # The outbox follows the stamps, in the same commit: settled means "to announce".
+        outbox = unannounced_events
+        if FINISHED_AT in stamps:
+            settled = insert(outbox).values(attempt_id=attempt_id, settled_at=func.now())
+            self._conn.execute(settled.on_conflict_do_nothing())
+        if EVENT_PUBLISHED_AT in stamps:
+            self._conn.execute(delete(outbox).where(outbox.c.attempt_id == attempt_id))
+        return True

@@ -33,6 +33,7 @@ def bare_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     ("argv", "named"),
     [
         (["db", "create"], ["DATABASE_URL"]),
+        (["db", "migrate"], ["DATABASE_URL"]),
         (["sweep"], ["DATABASE_URL", "AWS_REGION", "BUCKET_NAME"]),
         (["redrive", "dlq"], ["AWS_REGION", "QUEUE_URL", "DLQ_URL"]),
         (["redrive", "failed", "--dry-run"], ["DATABASE_URL", "AWS_REGION", "QUEUE_URL"]),
@@ -51,7 +52,8 @@ def test_an_operator_command_names_what_is_missing_and_exits_non_zero(
 
 def test_every_operator_command_declares_what_it_needs() -> None:
     assert set(NEEDS) == {
-        "db",
+        "db create",
+        "db migrate",
         "sweep",
         "redrive dlq",
         "redrive failed",

@@ -23,7 +23,8 @@ QUEUE = "QUEUE_URL"
 DLQ = "DLQ_URL"
 BUCKET = "BUCKET_NAME"
 NEEDS: dict[str, tuple[str, ...]] = {
-    "db": (DATABASE,),
+    "db create": (DATABASE,),
+    "db migrate": (DATABASE,),
     "sweep": (DATABASE, REGION, BUCKET),
     "redrive dlq": (REGION, QUEUE, DLQ),
     "redrive failed": (DATABASE, REGION, QUEUE),
@@ -40,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
         dest="db_command", required=True
     )
     db.add_parser("create", help="create the tables and indexes in DATABASE_URL where missing")
+    db.add_parser(
+        "migrate",
+        help="create this service's tables where missing and fill them from the existing "
+        "attempts (once, after upgrading a deployment whose attempts predate them)",
+    )
 
     pre = commands.add_parser("preprocess", help="run the worker's preprocessing on local files")
     pre.add_argument("files", nargs="+", type=Path)
@@ -86,9 +92,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    command = " ".join(
-        part for part in (args.command, getattr(args, "redrive_command", None)) if part
-    )
+    subcommand = getattr(args, "redrive_command", None) or getattr(args, "db_command", None)
+    command = " ".join(part for part in (args.command, subcommand) if part)
     missing = [need for need in NEEDS.get(command, ()) if not _configured(need)]
     if missing:
         print(f"error: `photo-restore {command}` needs {', '.join(missing)}", file=sys.stderr)
@@ -136,6 +141,19 @@ def _create_schema(args: argparse.Namespace) -> int:
 
     wiring.repository().create_schema()
     print("schema ready")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from photo_restore import wiring
+    from photo_restore.events import REPUBLISH_WINDOW
+
+    repository = wiring.repository()
+    repository.create_schema()
+    filled = repository.backfill_service_tables(republish_window=REPUBLISH_WINDOW)
+    for table, rows in filled.items():
+        print(f"{table}: {rows} row(s) filled")
+    print("service tables ready")
     return 0
 
 
@@ -220,7 +238,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "preprocess": _preprocess,
     "demo": _demo,
     "serve": _serve,
-    "db": _create_schema,
+    "db create": _create_schema,
+    "db migrate": _migrate,
     "sweep": _sweep,
     "erase-user": _erase_user,
     "redrive dlq": _redrive_dlq,
