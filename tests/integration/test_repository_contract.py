@@ -32,7 +32,7 @@ from photo_restore.attempts import (
     Phase,
 )
 from photo_restore.errors import DependencyUnavailable
-from photo_restore.models import restore_attempts
+from photo_restore.models import owner_requests, restore_attempts
 from photo_restore.photos import Photo
 from photo_restore.repository import (
     AttemptCursor,
@@ -92,13 +92,15 @@ class PostgresStore:
         return records.photo(self.engine, records.insert_photo(self.engine, status=status).id)
 
     def backdate_attempt(self, attempt_id: uuid.UUID, by: timedelta) -> None:
-        created_at = restore_attempts.c.created_at
+        """The attempt and its request (the service's record of when it was asked for)."""
         with self.engine.begin() as conn:
-            conn.execute(
-                update(restore_attempts)
-                .where(restore_attempts.c.id == attempt_id)
-                .values(created_at=created_at - by)
-            )
+            for table in (restore_attempts, owner_requests):
+                key = table.c.id if table is restore_attempts else table.c.attempt_id
+                conn.execute(
+                    update(table)
+                    .where(key == attempt_id)
+                    .values(created_at=table.c.created_at - by)
+                )
 
     def now(self) -> datetime:
         return datetime.now(UTC)
