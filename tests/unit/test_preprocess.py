@@ -558,16 +558,16 @@ def test_strip_wise_flattening_matches_whole_image(
 # --- the libvips pass for JPEGs -----------------------------------------------------------
 
 
-def libvips_passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The shrink of each JPEG re-encoded in one libvips pass from now on."""
-    calls: list[int] = []
-    real = jpeg_pass.reencode_jpeg
+def libvips_passes(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """What each libvips pass from now on reads: a JPEG's shrink-on-load."""
+    calls: list[object] = []
+    real_jpeg = jpeg_pass.jpeg_source
 
-    def spy(data: bytes, **kwargs: Any) -> bytes:
+    def jpeg_spy(data: bytes, **kwargs: Any) -> Any:
         calls.append(kwargs["shrink"])
-        return real(data, **kwargs)
+        return real_jpeg(data, **kwargs)
 
-    monkeypatch.setattr("photo_restore.preprocess.reencode_jpeg", spy)
+    monkeypatch.setattr("photo_restore.preprocess.jpeg_source", jpeg_spy)
     return calls
 
 
@@ -623,8 +623,14 @@ def test_srgb_jpegs_take_one_libvips_pass_and_other_jpegs_pillows_path(
 @pytest.mark.parametrize("orientation", range(1, 9))
 @pytest.mark.parametrize(
     ("size", "max_side", "shrink"),
-    [((300, 200), 3584, 1), ((1000, 700), 900, 1), ((2400, 1000), 500, 4)],
-    ids=["kept", "resized", "shrunk on load"],
+    [
+        ((300, 200), 3584, 1),
+        ((1000, 700), 900, 1),
+        ((2400, 1000), 700, 1),
+        ((2400, 1000), 500, 2),
+        ((2400, 1000), 250, 4),
+    ],
+    ids=["kept", "resized", "3.4x decoded whole", "4.8x shrunk on load", "9.6x shrunk on load"],
 )
 def test_the_libvips_pass_gives_the_pixels_pillows_path_gives(
     orientation: int,
@@ -714,14 +720,23 @@ def test_an_input_whose_decode_cannot_fit_the_budget_is_refused_naming_the_limit
     assert prepare(data).new_dimensions == (2000, 1500)  # the default budget takes it
 
 
-def test_a_baseline_jpeg_costs_its_reduced_decode_not_its_full_size() -> None:
-    """What decides a JPEG's admission is the 1/2, 1/4 or 1/8 scale libjpeg decodes at."""
-    data = encode(Image.new("RGB", (8000, 6000), RED), "JPEG")
-    # 48 MP: 192 MB decoded whole, 48 MB at 1/2 scale (+ the 3584x2688 output)
-    assert prepare(data, memory_budget_bytes=170 * MB).new_dimensions == (3584, 2688)
-    progressive = encode(Image.new("RGB", (8000, 6000), RED), "JPEG", progressive=True)
-    with pytest.raises(ImageTooLarge, match="progressive, decoded at 1/2 scale"):
-        prepare(progressive, memory_budget_bytes=170 * MB)
+def test_a_baseline_jpeg_costs_its_streamed_decode_not_its_full_size() -> None:
+    """A baseline sRGB JPEG is streamed by libvips: what decides its admission is the rows it
+    holds (and the output), not its decoded size; Pillow's path (CMYK) decodes it whole, at
+    libjpeg's 1/2 scale."""
+    image = Image.new("RGB", (8000, 6000), RED)
+    # 48 MP: 192 MB decoded whole; ~96 MB of streamed rows (+ the 3584x2688 output, ~110 MB)
+    assert prepare(encode(image, "JPEG"), memory_budget_bytes=260 * MB).new_dimensions == (
+        3584,
+        2688,
+    )
+    with pytest.raises(ImageTooLarge, match="streamed at full scale"):
+        prepare(encode(image, "JPEG"), memory_budget_bytes=170 * MB)
+    cmyk = encode(image.convert("CMYK"), "JPEG")
+    assert prepare(cmyk, memory_budget_bytes=170 * MB).new_dimensions == (3584, 2688)
+    progressive = encode(image, "JPEG", progressive=True)
+    with pytest.raises(ImageTooLarge, match="progressive, streamed at full scale"):
+        prepare(progressive, memory_budget_bytes=260 * MB)
 
 
 def test_the_budget_is_a_share_of_the_workers_memory() -> None:
