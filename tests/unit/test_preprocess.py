@@ -559,15 +559,20 @@ def test_strip_wise_flattening_matches_whole_image(
 
 
 def libvips_passes(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """What each libvips pass from now on reads: a JPEG's shrink-on-load."""
+    """What each libvips pass from now on reads: a JPEG's shrink-on-load, or "pixels" (HEIF)."""
     calls: list[object] = []
-    real_jpeg = jpeg_pass.jpeg_source
+    real_jpeg, real_pixels = jpeg_pass.jpeg_source, jpeg_pass.pixels_source
 
     def jpeg_spy(data: bytes, **kwargs: Any) -> Any:
         calls.append(kwargs["shrink"])
         return real_jpeg(data, **kwargs)
 
+    def pixels_spy(pixels: Any, **kwargs: Any) -> Any:
+        calls.append("pixels")
+        return real_pixels(pixels, **kwargs)
+
     monkeypatch.setattr("photo_restore.preprocess.jpeg_source", jpeg_spy)
+    monkeypatch.setattr("photo_restore.preprocess.pixels_source", pixels_spy)
     return calls
 
 
@@ -662,6 +667,51 @@ def test_a_truncated_jpeg_is_corrupt_in_the_libvips_pass_too(
     with pytest.raises(CorruptImage):
         prepare(data[: len(data) * 2 // 3])
     assert passes == [1]
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+@pytest.mark.parametrize(("size", "max_side"), [((97, 61), 3584), ((1000, 700), 640)])
+def test_heic_is_resized_by_libvips_from_the_decoded_pixels_as_pillows_path_would(
+    mode: str, size: tuple[int, int], max_side: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = photo_like(size)
+    if mode == "RGBA":
+        image.putalpha(Image.linear_gradient("L").resize(size))
+    data = heic(image.convert(mode))
+    # The decoder's own pixels as a lossless PNG: Pillow's path from the same pixels.
+    png = encode(pillow_heif.open_heif(data).to_pillow(), "PNG")
+    passes = libvips_passes(monkeypatch)
+    through_libvips = prepare(data, max_side=max_side)
+    assert passes == ["pixels"]
+    through_pillow = prepare(png, max_side=max_side)
+    assert through_libvips.original_format == "HEIC"
+    assert through_libvips.original_dimensions == through_pillow.original_dimensions == size
+    assert through_libvips.new_dimensions == through_pillow.new_dimensions
+    assert_close(assert_output(through_libvips), assert_output(through_pillow), tolerance=1.5)
+
+
+def test_a_heic_with_a_colour_profile_other_than_srgb_takes_pillows_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wide = matrix_icc(
+        [(0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446)]
+    )
+    srgb = matrix_icc(SRGB_COLORANTS, name="sRGB")
+    passes = libvips_passes(monkeypatch)
+    assert_output(prepare(heic(photo_like((96, 64)), icc_profile=srgb)))
+    assert passes == ["pixels"]
+    assert_output(prepare(heic(photo_like((96, 64)), icc_profile=wide)))
+    assert passes == ["pixels"]  # the second went through Pillow's path
+
+
+def test_a_heic_whose_pixels_fail_to_decode_is_corrupt() -> None:
+    data = heic(Image.effect_noise((96, 64), 50).convert("RGB"))
+    cut = data[: len(data) - 200]  # the header intact, the coded pixels cut short
+    preprocess._allowed_formats()  # registers the HEIF opener
+    with Image.open(io.BytesIO(cut)) as header:
+        assert header.size == (96, 64)
+    with pytest.raises(CorruptImage, match=r"corrupt image: .*end of file"):
+        prepare(cut)
 
 
 # --- memory admission --------------------------------------------------------------------
