@@ -84,9 +84,7 @@ def to_model_jpeg(
     if (image.width, image.height) != stored_size:
         image = image.resize(width / image.width, vscale=height / image.height)
     if icc_profile is not None:
-        image = image.copy()
-        image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc_profile)
-        image = image.icc_transform("srgb", embedded=True, intent="perceptual")
+        image = _to_srgb(image, icc_profile)
     steps = _UPRIGHT.get(orientation, ())
     if any(step != "fliphor" for step in steps):
         # Rotating and flipping rows read out of order: hold the (downscaled) image first.
@@ -99,13 +97,13 @@ def to_model_jpeg(
     return jpeg
 
 
-def reencode_jpeg(
-    data: bytes, *, shrink: int, stored_size: tuple[int, int], orientation: int, quality: int
-) -> bytes:
-    """`data` (an 8-bit RGB or greyscale JPEG in sRGB) through the pass: see `to_model_jpeg`."""
-    return to_model_jpeg(
-        jpeg_source(data, shrink=shrink),
-        stored_size=stored_size,
-        orientation=orientation,
-        quality=quality,
-    )
+def _to_srgb(image: pyvips.Image, icc_profile: bytes) -> pyvips.Image:
+    """Through the source's profile to libvips' sRGB (perceptual, as Pillow's path); a profile
+    LittleCMS cannot build a transform from is ignored, as Pillow's path ignores it."""
+    tagged = image.copy()
+    tagged.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc_profile)
+    try:
+        converted: pyvips.Image = tagged.icc_transform("srgb", embedded=True, intent="perceptual")
+    except pyvips.Error:
+        return image
+    return converted

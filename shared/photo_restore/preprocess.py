@@ -116,14 +116,14 @@ def preprocess_image(data: bytes, limits: PreprocessLimits) -> ImagePreprocessRe
         # The fit scales both sides by one factor, so the stored (pre-orientation) size gives
         # the same draft target as the rotated one would.
         draft_target = _fit((width, height), max_side)
-        through_libvips = _takes_libvips(src, fmt)
+        route = _libvips_route(src, fmt)
         plan = _plan_decode(
-            src, fmt, data, draft_target, limits.memory_budget_bytes, streamed=through_libvips
+            src, fmt, data, draft_target, limits.memory_budget_bytes, streamed=route is not None
         )
         if plan.peak_bytes > limits.memory_budget_bytes:
             raise ImageTooLarge(_over_budget(src, fmt, plan, limits.memory_budget_bytes))
-        if through_libvips:
-            original, target, image_bytes = _through_libvips(src, fmt, data, plan, limits)
+        if route is not None:
+            original, target, image_bytes = _through_libvips(src, fmt, data, plan, route, limits)
         else:
             original, target, image_bytes = _through_pillow(
                 src, fmt, data, plan, draft_target, limits
@@ -221,26 +221,41 @@ _LIBVIPS_LOADERS: dict[
 }
 
 
-def _takes_libvips(src: ImageFile.ImageFile, fmt: str) -> bool:
-    """8-bit RGB or greyscale (alpha allowed where the loader flattens it) with no colour
-    profile to apply, in a format the pass reads. CMYK, profiles other than sRGB (or broken
-    ones) take Pillow's path."""
+@dataclass(frozen=True)
+class _LibvipsRoute:
+    """An input the libvips pass takes, and the colour profile it converts to sRGB there."""
+
+    icc_profile: bytes | None  # None: the pixels already are sRGB (or grey), or have no profile
+
+
+def _libvips_route(src: ImageFile.ImageFile, fmt: str) -> _LibvipsRoute | None:
+    """8-bit RGB or greyscale (alpha where the loader flattens it), in a format the pass reads,
+    with no colour profile or a usable RGB one: phones' Display P3 JPEGs and HEICs. CMYK,
+    profiled greyscale and broken profiles take Pillow's path (which ignores broken ones)."""
     loader = _LIBVIPS_LOADERS.get(fmt)
     if loader is None or src.mode not in loader[1]:
-        return False
+        return None
     icc = src.info.get("icc_profile")
     if not icc:
-        return True
+        return _LibvipsRoute(icc_profile=None)
     if src.mode not in ("RGB", "RGBA") or not isinstance(icc, bytes):
-        return False
+        return None
     try:
-        return _is_srgb(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if profile.profile.xcolor_space != _ICC_SPACE["RGB"]:
+            return None
+        return _LibvipsRoute(icc_profile=None if _is_srgb(profile) else icc)
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
-        return False
+        return None
 
 
 def _through_libvips(
-    src: ImageFile.ImageFile, fmt: str, data: bytes, plan: _DecodePlan, limits: PreprocessLimits
+    src: ImageFile.ImageFile,
+    fmt: str,
+    data: bytes,
+    plan: _DecodePlan,
+    route: _LibvipsRoute,
+    limits: PreprocessLimits,
 ) -> tuple[tuple[int, int], tuple[int, int], bytes]:
     """One streamed libvips pass: (original size, target size, the JPEG)."""
     orientation = _orientation(src)  # from the header (HEIF: 1, libheif turns the pixels)
@@ -249,7 +264,11 @@ def _through_libvips(
     with _decoding():
         image, keep_alive = load(data, plan)
         image_bytes = to_model_jpeg(
-            image, stored_size=stored_target, orientation=orientation, quality=limits.jpeg_quality
+            image,
+            stored_size=stored_target,
+            orientation=orientation,
+            quality=limits.jpeg_quality,
+            icc_profile=route.icc_profile,
         )
         del keep_alive
     return original, target, image_bytes

@@ -594,35 +594,82 @@ def photo_like(size: tuple[int, int]) -> Image.Image:
     return image
 
 
-SRGB_JPEG_CASES: dict[str, Callable[[], bytes]] = {
+# An Adobe RGB-like matrix profile: wider than sRGB, as phones' Display P3 is.
+WIDE_GAMUT = [(0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446)]
+LIBVIPS_JPEG_CASES: dict[str, Callable[[], bytes]] = {
     "rgb": lambda: encode(photo_like((96, 64)), "JPEG"),
     "grey": lambda: encode(photo_like((96, 64)).convert("L"), "JPEG"),
     "progressive": lambda: encode(photo_like((96, 64)), "JPEG", progressive=True),
     "srgb profile": lambda: encode(
         photo_like((96, 64)), "JPEG", icc_profile=matrix_icc(SRGB_COLORANTS, name="sRGB")
     ),
+    "wide-gamut profile": lambda: encode(
+        photo_like((96, 64)), "JPEG", icc_profile=matrix_icc(WIDE_GAMUT)
+    ),
 }
 OTHER_JPEG_CASES: dict[str, Callable[[], bytes]] = {
     "cmyk": lambda: encode(photo_like((96, 64)).convert("CMYK"), "JPEG"),
-    "adobe rgb profile": lambda: encode(
+    "broken profile": lambda: encode(photo_like((96, 64)), "JPEG", icc_profile=b"not a profile"),
+    "grey profile on rgb": lambda: encode(
         photo_like((96, 64)),
         "JPEG",
-        icc_profile=matrix_icc(
-            [(0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446)]
-        ),
+        icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes(),
     ),
-    "broken profile": lambda: encode(photo_like((96, 64)), "JPEG", icc_profile=b"not a profile"),
 }
 
 
-@pytest.mark.parametrize("case", [*SRGB_JPEG_CASES, *OTHER_JPEG_CASES])
-def test_srgb_jpegs_take_one_libvips_pass_and_other_jpegs_pillows_path(
+@pytest.mark.parametrize("case", [*LIBVIPS_JPEG_CASES, *OTHER_JPEG_CASES])
+def test_rgb_and_grey_jpegs_take_one_libvips_pass_and_other_jpegs_pillows_path(
     case: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = {**SRGB_JPEG_CASES, **OTHER_JPEG_CASES}[case]()
+    data = {**LIBVIPS_JPEG_CASES, **OTHER_JPEG_CASES}[case]()
     passes = libvips_passes(monkeypatch)
     assert_output(prepare(data))
-    assert passes == ([1] if case in SRGB_JPEG_CASES else [])
+    assert passes == ([1] if case in LIBVIPS_JPEG_CASES else [])
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "HEIF"])
+def test_the_libvips_pass_converts_a_wide_gamut_profile_as_pillows_path_does(
+    fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wide = matrix_icc(WIDE_GAMUT)
+    image = photo_like((300, 200))
+    data = (
+        heic(image, icc_profile=wide)
+        if fmt == "HEIF"
+        else encode(image, "JPEG", quality=95, icc_profile=wide)
+    )
+    # The decoder's own pixels as a lossless PNG with the same profile: Pillow's path.
+    pixels = (
+        pillow_heif.open_heif(data).to_pillow() if fmt == "HEIF" else Image.open(io.BytesIO(data))
+    )
+    png = encode(pixels, "PNG", icc_profile=wide)
+    passes = libvips_passes(monkeypatch)
+    through_libvips = prepare(data, max_side=250)
+    assert len(passes) == 1
+    through_pillow = prepare(png, max_side=250)
+    ours, theirs = assert_output(through_libvips), assert_output(through_pillow)
+    assert_close(ours, theirs, tolerance=2.0)
+    # And the profile was applied: the same numbers without it give other colours.
+    untagged = Image.frombytes(pixels.mode, pixels.size, pixels.tobytes())  # no profile
+    unconverted = assert_output(prepare(encode(untagged, "PNG"), max_side=250))
+    with pytest.raises(AssertionError):
+        assert_close(ours, unconverted, tolerance=4.0)
+
+
+def test_a_profile_no_transform_can_be_built_from_is_ignored_in_the_libvips_pass_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An RGB profile whose tone curves are missing: it parses, but LittleCMS cannot use it.
+    curveless = matrix_icc(WIDE_GAMUT)
+    for tag in (b"rTRC", b"gTRC", b"bTRC"):
+        curveless = curveless.replace(tag, tag[:1].upper() + b"xyz")
+    image = photo_like((96, 64))
+    passes = libvips_passes(monkeypatch)
+    ignored = prepare(encode(image, "JPEG", quality=95, icc_profile=curveless))
+    assert passes == [1]
+    untagged = prepare(encode(image, "JPEG", quality=95))
+    assert_close(assert_output(ignored), assert_output(untagged), tolerance=0.5)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -688,20 +735,6 @@ def test_heic_is_resized_by_libvips_from_the_decoded_pixels_as_pillows_path_woul
     assert through_libvips.original_dimensions == through_pillow.original_dimensions == size
     assert through_libvips.new_dimensions == through_pillow.new_dimensions
     assert_close(assert_output(through_libvips), assert_output(through_pillow), tolerance=1.5)
-
-
-def test_a_heic_with_a_colour_profile_other_than_srgb_takes_pillows_path(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    wide = matrix_icc(
-        [(0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446)]
-    )
-    srgb = matrix_icc(SRGB_COLORANTS, name="sRGB")
-    passes = libvips_passes(monkeypatch)
-    assert_output(prepare(heic(photo_like((96, 64)), icc_profile=srgb)))
-    assert passes == ["pixels"]
-    assert_output(prepare(heic(photo_like((96, 64)), icc_profile=wide)))
-    assert passes == ["pixels"]  # the second went through Pillow's path
 
 
 def test_a_heic_whose_pixels_fail_to_decode_is_corrupt() -> None:
