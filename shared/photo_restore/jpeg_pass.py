@@ -9,10 +9,28 @@ greyscale) pixels, opaque, in the file's stored orientation: `jpeg_source`, `pix
 
 from __future__ import annotations
 
+import ctypes
+
 import pyvips
 
 # Every input is new: cached operations would only hold on to memory between invocations.
 pyvips.cache_set_max(0)
+_M_ARENA_MAX = -8  # glibc's mallopt() parameter
+
+
+def _one_malloc_arena() -> None:
+    """glibc gives each of libvips' threads a malloc arena of its own and keeps every arena's
+    peak: a process's peak RSS for 100 MP rose from 215 MB in its first pass to 299 MB by its
+    fifth (12 MP: 119 -> 171 MB). One arena keeps it at the first pass's, for the same CPU time.
+    Set before libvips starts its threads; elsewhere than glibc there is nothing to set."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_ARENA_MAX, 1)
+
+
+_one_malloc_arena()
 
 # EXIF orientation -> the libvips operations that make the stored pixels upright, in order
 # (the same transposes as preprocess._TRANSPOSE; vips rotates clockwise, Pillow counter-).
