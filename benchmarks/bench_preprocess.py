@@ -486,7 +486,8 @@ def run_anchors(names: list[str], workdir: Path, rounds: int, repeat: int) -> bo
     )
     header = (
         f"{'input':<15} {'preprocess':>14} {'anchor':>22} {'vs anchor':>9} {'floor':>18}"
-        f" {'vs floor':>8} {'vs upright':>10} {'CPU ms':>12} {'SSIM loss':>15} {'peak MB':>8}"
+        f" {'vs floor':>8} {'vs upright':>10} {'CPU ms':>12} {'CPU vs anchor':>13}"
+        f" {'SSIM loss':>15} {'peak MB':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -505,6 +506,7 @@ def run_anchors(names: list[str], workdir: Path, rounds: int, repeat: int) -> bo
         ok = vs_anchor <= goal and loss <= SSIM_LOSS_GOAL
         vs_upright, cpu = "-", statistics.median(ms(name, "preprocess", "cpu_ms"))
         cpu_column = f"{cpu:.0f}"
+        cpu_vs_anchor = ratio(ms(name, "preprocess", "cpu_ms"), ms(name, anchor, "cpu_ms"))
         if upright and name.startswith("12mp-jpeg-o") and name != upright:
             against = ratio(ours, ms(upright, "preprocess"))
             vs_upright = f"{against:.2f}x"
@@ -520,7 +522,7 @@ def run_anchors(names: list[str], workdir: Path, rounds: int, repeat: int) -> bo
             f"{name:<15} {statistics.median(ours):>11.0f} ms"
             f" {anchor:>13} {statistics.median(theirs):>5.0f} ms {vs_anchor:>8.2f}x"
             f" {decode:>6.0f} + {encode:>3.0f} ms {vs_floor:>7.2f}x"
-            f" {vs_upright:>10} {cpu_column:>12}"
+            f" {vs_upright:>10} {cpu_column:>12} {cpu_vs_anchor:>12.2f}x"
             f" {loss:>7.4f} ({anchor_loss:.4f}) {peak:>8.0f}  {'met' if ok else 'NOT MET'}"
         )
     print(
