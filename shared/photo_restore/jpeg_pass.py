@@ -34,13 +34,15 @@ _one_malloc_arena()
 
 # EXIF orientation -> the libvips operations that make the stored pixels upright, in order
 # (the same transposes as preprocess._TRANSPOSE; vips rotates clockwise, Pillow counter-).
+# Transpose and transverse flip vertically after the rotation: a row copy per row, where a
+# horizontal flip copies pixel by pixel (+13 ms of CPU time at 12 MP, 7 % of the pass).
 _UPRIGHT: dict[int, tuple[str, ...]] = {
     2: ("fliphor",),
     3: ("rot180",),
     4: ("flipver",),
-    5: ("rot90", "fliphor"),
+    5: ("rot270", "flipver"),
     6: ("rot90",),
-    7: ("rot270", "fliphor"),
+    7: ("rot90", "flipver"),
     8: ("rot270",),
 }
 # libjpeg's reduced-scale decodes, largest first.
