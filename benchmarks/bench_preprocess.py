@@ -400,6 +400,7 @@ def ssim_losses(path: Path, pipelines: list[str]) -> dict[str, float]:
 
     data = path.read_bytes()
     width, height, orientation = _upright_target(data)
+    Image.MAX_IMAGE_PIXELS = None  # our own inputs: 100 MP is no decompression bomb
     with Image.open(io.BytesIO(data)) as source:
         if source.format == "JPEG":
             source.draft("L", source.size)  # libjpeg's own luma plane, at full resolution
