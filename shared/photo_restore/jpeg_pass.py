@@ -21,7 +21,8 @@ _M_ARENA_MAX = -8  # glibc's mallopt() parameter
 def _one_malloc_arena() -> None:
     """glibc gives each of libvips' threads a malloc arena of its own and keeps every arena's
     peak: a process's peak RSS for 100 MP rose from 215 MB in its first pass to 299 MB by its
-    fifth (12 MP: 119 -> 171 MB). One arena keeps it at the first pass's, for the same CPU time.
+    fifth (12 MP: 171 MB after 16 passes, 122 MB with one arena). One arena keeps it near the
+    first pass's, for the same CPU time.
     Set before libvips starts its threads; elsewhere than glibc there is nothing to set."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
@@ -48,8 +49,8 @@ _UPRIGHT: dict[int, tuple[str, ...]] = {
 # libjpeg's reduced-scale decodes, largest first.
 _JPEG_SHRINKS = (8, 4, 2)
 # Shrink-on-load only while the resize after it still reduces by this much: libjpeg's reduced
-# IDCT aliases (100 MP at 1/2 scale lost 0.0136 SSIM; decoded whole, 0.0003), and a Lanczos
-# reduction of 2x or more smooths that away. libvips' thumbnail uses the same rule.
+# decode costs detail that a Lanczos reduction of 2x or more does not (100 MP at 1/2 scale lost
+# 0.0088 SSIM, decoded whole 0.0004: bench_preprocess --anchors). libvips' thumbnail's rule.
 _RESIZE_AFTER_SHRINK = 2
 
 
