@@ -558,16 +558,21 @@ def test_strip_wise_flattening_matches_whole_image(
 # --- the libvips pass for JPEGs -----------------------------------------------------------
 
 
-def libvips_passes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The shrink of each JPEG re-encoded in one libvips pass from now on."""
-    calls: list[int] = []
-    real = jpeg_pass.reencode_jpeg
+def libvips_passes(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """What each libvips pass from now on reads: a JPEG's shrink-on-load, or "pixels" (HEIF)."""
+    calls: list[object] = []
+    real_jpeg, real_pixels = jpeg_pass.jpeg_source, jpeg_pass.pixels_source
 
-    def spy(data: bytes, **kwargs: Any) -> bytes:
+    def jpeg_spy(data: bytes, **kwargs: Any) -> Any:
         calls.append(kwargs["shrink"])
-        return real(data, **kwargs)
+        return real_jpeg(data, **kwargs)
 
-    monkeypatch.setattr("photo_restore.preprocess.reencode_jpeg", spy)
+    def pixels_spy(pixels: Any, **kwargs: Any) -> Any:
+        calls.append("pixels")
+        return real_pixels(pixels, **kwargs)
+
+    monkeypatch.setattr("photo_restore.preprocess.jpeg_source", jpeg_spy)
+    monkeypatch.setattr("photo_restore.preprocess.pixels_source", pixels_spy)
     return calls
 
 
@@ -589,42 +594,95 @@ def photo_like(size: tuple[int, int]) -> Image.Image:
     return image
 
 
-SRGB_JPEG_CASES: dict[str, Callable[[], bytes]] = {
+# An Adobe RGB-like matrix profile: wider than sRGB, as phones' Display P3 is.
+WIDE_GAMUT = [(0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446)]
+LIBVIPS_JPEG_CASES: dict[str, Callable[[], bytes]] = {
     "rgb": lambda: encode(photo_like((96, 64)), "JPEG"),
     "grey": lambda: encode(photo_like((96, 64)).convert("L"), "JPEG"),
     "progressive": lambda: encode(photo_like((96, 64)), "JPEG", progressive=True),
     "srgb profile": lambda: encode(
         photo_like((96, 64)), "JPEG", icc_profile=matrix_icc(SRGB_COLORANTS, name="sRGB")
     ),
+    "wide-gamut profile": lambda: encode(
+        photo_like((96, 64)), "JPEG", icc_profile=matrix_icc(WIDE_GAMUT)
+    ),
 }
 OTHER_JPEG_CASES: dict[str, Callable[[], bytes]] = {
     "cmyk": lambda: encode(photo_like((96, 64)).convert("CMYK"), "JPEG"),
-    "adobe rgb profile": lambda: encode(
+    "broken profile": lambda: encode(photo_like((96, 64)), "JPEG", icc_profile=b"not a profile"),
+    "grey profile on rgb": lambda: encode(
         photo_like((96, 64)),
         "JPEG",
-        icc_profile=matrix_icc(
-            [(0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446)]
-        ),
+        icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes(),
     ),
-    "broken profile": lambda: encode(photo_like((96, 64)), "JPEG", icc_profile=b"not a profile"),
 }
 
 
-@pytest.mark.parametrize("case", [*SRGB_JPEG_CASES, *OTHER_JPEG_CASES])
-def test_srgb_jpegs_take_one_libvips_pass_and_other_jpegs_pillows_path(
+@pytest.mark.parametrize("case", [*LIBVIPS_JPEG_CASES, *OTHER_JPEG_CASES])
+def test_rgb_and_grey_jpegs_take_one_libvips_pass_and_other_jpegs_pillows_path(
     case: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = {**SRGB_JPEG_CASES, **OTHER_JPEG_CASES}[case]()
+    data = {**LIBVIPS_JPEG_CASES, **OTHER_JPEG_CASES}[case]()
     passes = libvips_passes(monkeypatch)
     assert_output(prepare(data))
-    assert passes == ([1] if case in SRGB_JPEG_CASES else [])
+    assert passes == ([1] if case in LIBVIPS_JPEG_CASES else [])
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "HEIF"])
+def test_the_libvips_pass_converts_a_wide_gamut_profile_as_pillows_path_does(
+    fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wide = matrix_icc(WIDE_GAMUT)
+    image = photo_like((300, 200))
+    data = (
+        heic(image, icc_profile=wide)
+        if fmt == "HEIF"
+        else encode(image, "JPEG", quality=95, icc_profile=wide)
+    )
+    # The decoder's own pixels as a lossless PNG with the same profile: Pillow's path.
+    pixels = (
+        pillow_heif.open_heif(data).to_pillow() if fmt == "HEIF" else Image.open(io.BytesIO(data))
+    )
+    png = encode(pixels, "PNG", icc_profile=wide)
+    passes = libvips_passes(monkeypatch)
+    through_libvips = prepare(data, max_side=250)
+    assert len(passes) == 1
+    through_pillow = prepare(png, max_side=250)
+    ours, theirs = assert_output(through_libvips), assert_output(through_pillow)
+    assert_close(ours, theirs, tolerance=2.0)
+    # And the profile was applied: the same numbers without it give other colours.
+    untagged = Image.frombytes(pixels.mode, pixels.size, pixels.tobytes())  # no profile
+    unconverted = assert_output(prepare(encode(untagged, "PNG"), max_side=250))
+    with pytest.raises(AssertionError):
+        assert_close(ours, unconverted, tolerance=4.0)
+
+
+def test_a_profile_no_transform_can_be_built_from_is_ignored_in_the_libvips_pass_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An RGB profile whose tone curves are missing: it parses, but LittleCMS cannot use it.
+    curveless = matrix_icc(WIDE_GAMUT)
+    for tag in (b"rTRC", b"gTRC", b"bTRC"):
+        curveless = curveless.replace(tag, tag[:1].upper() + b"xyz")
+    image = photo_like((96, 64))
+    passes = libvips_passes(monkeypatch)
+    ignored = prepare(encode(image, "JPEG", quality=95, icc_profile=curveless))
+    assert passes == [1]
+    untagged = prepare(encode(image, "JPEG", quality=95))
+    assert_close(assert_output(ignored), assert_output(untagged), tolerance=0.5)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 @pytest.mark.parametrize(
     ("size", "max_side", "shrink"),
-    [((300, 200), 3584, 1), ((1000, 700), 900, 1), ((2400, 1000), 500, 4)],
-    ids=["kept", "resized", "shrunk on load"],
+    [
+        ((300, 200), 3584, 1),
+        ((1000, 700), 900, 1),
+        ((2400, 1000), 700, 1),
+        ((2400, 1000), 500, 2),
+        ((2400, 1000), 250, 4),
+    ],
+    ids=["kept", "resized", "3.4x decoded whole", "4.8x shrunk on load", "9.6x shrunk on load"],
 )
 def test_the_libvips_pass_gives_the_pixels_pillows_path_gives(
     orientation: int,
@@ -656,6 +714,37 @@ def test_a_truncated_jpeg_is_corrupt_in_the_libvips_pass_too(
     with pytest.raises(CorruptImage):
         prepare(data[: len(data) * 2 // 3])
     assert passes == [1]
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+@pytest.mark.parametrize(("size", "max_side"), [((97, 61), 3584), ((1000, 700), 640)])
+def test_heic_is_resized_by_libvips_from_the_decoded_pixels_as_pillows_path_would(
+    mode: str, size: tuple[int, int], max_side: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = photo_like(size)
+    if mode == "RGBA":
+        image.putalpha(Image.linear_gradient("L").resize(size))
+    data = heic(image.convert(mode))
+    # The decoder's own pixels as a lossless PNG: Pillow's path from the same pixels.
+    png = encode(pillow_heif.open_heif(data).to_pillow(), "PNG")
+    passes = libvips_passes(monkeypatch)
+    through_libvips = prepare(data, max_side=max_side)
+    assert passes == ["pixels"]
+    through_pillow = prepare(png, max_side=max_side)
+    assert through_libvips.original_format == "HEIC"
+    assert through_libvips.original_dimensions == through_pillow.original_dimensions == size
+    assert through_libvips.new_dimensions == through_pillow.new_dimensions
+    assert_close(assert_output(through_libvips), assert_output(through_pillow), tolerance=1.5)
+
+
+def test_a_heic_whose_pixels_fail_to_decode_is_corrupt() -> None:
+    data = heic(Image.effect_noise((96, 64), 50).convert("RGB"))
+    cut = data[: len(data) - 200]  # the header intact, the coded pixels cut short
+    preprocess._allowed_formats()  # registers the HEIF opener
+    with Image.open(io.BytesIO(cut)) as header:
+        assert header.size == (96, 64)
+    with pytest.raises(CorruptImage, match=r"corrupt image: .*end of file"):
+        prepare(cut)
 
 
 # --- memory admission --------------------------------------------------------------------
@@ -714,14 +803,23 @@ def test_an_input_whose_decode_cannot_fit_the_budget_is_refused_naming_the_limit
     assert prepare(data).new_dimensions == (2000, 1500)  # the default budget takes it
 
 
-def test_a_baseline_jpeg_costs_its_reduced_decode_not_its_full_size() -> None:
-    """What decides a JPEG's admission is the 1/2, 1/4 or 1/8 scale libjpeg decodes at."""
-    data = encode(Image.new("RGB", (8000, 6000), RED), "JPEG")
-    # 48 MP: 192 MB decoded whole, 48 MB at 1/2 scale (+ the 3584x2688 output)
-    assert prepare(data, memory_budget_bytes=170 * MB).new_dimensions == (3584, 2688)
-    progressive = encode(Image.new("RGB", (8000, 6000), RED), "JPEG", progressive=True)
-    with pytest.raises(ImageTooLarge, match="progressive, decoded at 1/2 scale"):
-        prepare(progressive, memory_budget_bytes=170 * MB)
+def test_a_baseline_jpeg_costs_its_streamed_decode_not_its_full_size() -> None:
+    """A baseline sRGB JPEG is streamed by libvips: what decides its admission is the rows it
+    holds (and the output), not its decoded size; Pillow's path (CMYK) decodes it whole, at
+    libjpeg's 1/2 scale."""
+    image = Image.new("RGB", (8000, 6000), RED)
+    # 48 MP: 192 MB decoded whole; ~96 MB of streamed rows (+ the 3584x2688 output, ~110 MB)
+    assert prepare(encode(image, "JPEG"), memory_budget_bytes=260 * MB).new_dimensions == (
+        3584,
+        2688,
+    )
+    with pytest.raises(ImageTooLarge, match="streamed at full scale"):
+        prepare(encode(image, "JPEG"), memory_budget_bytes=170 * MB)
+    cmyk = encode(image.convert("CMYK"), "JPEG")
+    assert prepare(cmyk, memory_budget_bytes=170 * MB).new_dimensions == (3584, 2688)
+    progressive = encode(image, "JPEG", progressive=True)
+    with pytest.raises(ImageTooLarge, match="progressive, streamed at full scale"):
+        prepare(progressive, memory_budget_bytes=260 * MB)
 
 
 def test_the_budget_is_a_share_of_the_workers_memory() -> None:
