@@ -100,14 +100,8 @@ def preprocess_image(data: bytes, limits: PreprocessLimits) -> ImagePreprocessRe
     with src:
         fmt = src.format or "unknown"
         width, height = src.size
-        if width < 1 or height < 1:
-            raise CorruptImage("corrupt image: zero width or height")
         # Refused from the header alone: nothing has been decoded yet.
-        if width * height > max_pixels:
-            raise ImageTooLarge(
-                f"image is {width}x{height} = {width * height} pixels,"
-                f" above the limit of {max_pixels}"
-            )
+        check_dimensions(width, height, max_pixels)
         converted = not (
             fmt == "JPEG" and src.mode in ("RGB", "L") and "progressive" not in src.info
         )
@@ -667,3 +661,13 @@ def open_image(data: bytes) -> ImageFile.ImageFile:
 
 def reported_format(fmt: str, data: bytes) -> str:
     return _reported_format(fmt, data)
+
+
+def check_dimensions(width: int, height: int, max_pixels: int) -> None:
+    """A header's size, refused before any pixel is decoded: empty, or over the pixel limit."""
+    if width < 1 or height < 1:
+        raise CorruptImage("corrupt image: zero width or height")
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels}"
+        )

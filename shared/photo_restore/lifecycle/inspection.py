@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from photo_restore.errors import CorruptImage, ImageTooLarge, RestoreError, UnsupportedImage
+from photo_restore.errors import RestoreError, UnsupportedImage
 from photo_restore.image_formats import MEDIA_TYPES, sniff_format
-from photo_restore.preprocess import open_image, reported_format
+from photo_restore.preprocess import check_dimensions, open_image, reported_format
 
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 0x9003
@@ -43,13 +43,7 @@ def inspect_image(data: bytes, *, max_pixels: int) -> Inspection:
     image = open_image(data)
     with image:
         width, height = image.size
-        if width < 1 or height < 1:
-            raise CorruptImage("corrupt image: zero width or height")
-        if width * height > max_pixels:
-            raise ImageTooLarge(
-                f"image is {width}x{height} = {width * height} pixels,"
-                f" above the limit of {max_pixels}"
-            )
+        check_dimensions(width, height, max_pixels)
         exif = _exif(image)
         fmt = reported_format(image.format or claimed, data)
     if exif.get(_ORIENTATION) in (5, 6, 7, 8):
