@@ -96,7 +96,7 @@ IDEMPOTENCY_KEY_HEADER = Header(
                 e403="anonymous_not_allowed: an anonymous session may not restore (by default)",
                 e409="already_processing, photo_not_restorable, or idempotency_in_progress",
                 e422="invalid_request (field named), or idempotency_key_reused",
-                e429="quota_exceeded: the daily limit is reached",
+                e429="quota_exceeded: the daily limit, or the rate a minute, is reached",
             ),
             202,
             {"Idempotent-Replayed": "true when this replays an earlier request's answer"},

@@ -166,6 +166,12 @@ class QuotaExceeded(RestoreError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class RateExceeded(QuotaExceeded):
+    """The per-minute rate on top of the daily quota: the same code, a shorter wait."""
+
+    user_message = "Too many restorations at once. Please wait a moment and try again."
+
+
 class QueueUnavailable(RestoreError):
     """The restore was not enqueued; the claim was rolled back, so the client may retry."""
 

@@ -33,6 +33,7 @@ from photo_restore.errors import (
     PhotoNotRestorable,
     QueueUnavailable,
     QuotaExceeded,
+    RateExceeded,
     RestoreAttemptNotFound,
     RestoreError,
     RestoreNotSucceeded,
@@ -64,6 +65,7 @@ logger = logging.getLogger(__name__)
 # How long an Idempotency-Key is remembered, and the quota's window.
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 QUOTA_WINDOW = timedelta(hours=24)
+RATE_WINDOW = timedelta(minutes=1)
 # Printable ASCII, 1-255 characters.
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 MAX_PAGE_SIZE = 100
@@ -192,11 +194,12 @@ class RestoreRequests:
         """
         key = checked_idempotency_key(idempotency_key)
         quota = self._quota_of(caller)
+        per_minute = self._settings.restores_per_user_per_minute
         attempt_id = uuid.uuid4()
         edit = EditRequest.from_settings(self._settings, seed=seed)
         params = edit.attempt_params() | ({IDEMPOTENCY_KEY: key} if key else {})
         with self._repository.transaction() as tx:
-            if key or quota:
+            if key or quota or per_minute:
                 tx.lock_owner(caller.user_id)
             if key and (replay := self._replay(tx, caller, photo_id, key)) is not None:
                 return replay
@@ -204,6 +207,8 @@ class RestoreRequests:
                 raise self._why_unclaimable(tx, caller, photo_id)
             if quota:
                 self._check_quota(tx, caller, quota)  # raising rolls the claim back
+            if per_minute:
+                self._check_rate(tx, caller, per_minute)
             # The data model keeps restorations under a job whose id is the photo's id (new
             # photo-based restorations set job.id = photo.id), so "job id" means "photo id".
             tx.ensure_job(photo_id, caller.email)
@@ -262,6 +267,14 @@ class RestoreRequests:
         if usage.counted >= quota:
             raise QuotaExceeded(
                 f"the limit of {quota} restorations in 24 hours is reached",
+                retry_after_seconds=max(1, usage.seconds_until_oldest_leaves),
+            )
+
+    def _check_rate(self, tx: Transaction, caller: Caller, per_minute: int) -> None:
+        usage = tx.quota_usage(caller.user_id, window=RATE_WINDOW)
+        if usage.counted >= per_minute:
+            raise RateExceeded(
+                f"the limit of {per_minute} restorations a minute is reached",
                 retry_after_seconds=max(1, usage.seconds_until_oldest_leaves),
             )
 

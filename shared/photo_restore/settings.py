@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # Restore requests per user in any 24 h, not counting attempts that failed for a provider or
     # system reason; 0 means unlimited.
     daily_restores_per_user: int = Field(default=20, ge=0)
+    # A rate on top of the daily quota (0: none): one client scripting through its photos is
+    # held to this many restore requests a minute (429 quota_exceeded with Retry-After), so it
+    # cannot use up the API's and the provider's capacity for everyone in a burst.
+    restores_per_user_per_minute: int = Field(default=10, ge=0)
     # Supabase anonymous sessions (`is_anonymous`) are each a new user, so the per-user quota
     # does not bound what they spend: 0 (the default) refuses their restores with 403
     # anonymous_not_allowed; N lets each session make N in any 24 h.

@@ -295,8 +295,27 @@ def test_failures_of_the_provider_or_the_system_are_not_counted_but_the_users_ar
     assert accepted.body.restore_attempt_id in service.repository.tables.attempts
 
 
+def test_a_users_restore_requests_are_held_to_a_rate_a_minute_too() -> None:
+    service = Service(Settings(daily_restores_per_user=0, restores_per_user_per_minute=2))
+    (a, caller), (b, _), (c, _) = service.photo(), service.photo(), service.photo()
+    service.requests.request_restore(caller, a.id)
+    service.repository.clock.now += timedelta(seconds=20)
+    service.requests.request_restore(caller, b.id)
+    with pytest.raises(QuotaExceeded) as over:
+        service.requests.request_restore(caller, c.id)
+    assert answered_status(over.value) == 429 and over.value.code == "quota_exceeded"
+    assert "a minute" in over.value.message
+    assert 30 <= over.value.retry_after_seconds <= 40  # when the first request leaves the minute
+    assert service.repository.photo(c.id).status is PhotoStatus.UPLOADED  # claim rolled back
+    other, stranger = service.photo(owner="grace")
+    service.requests.request_restore(stranger, other.id)  # a rate per user
+
+    service.repository.clock.now += timedelta(seconds=41)
+    service.requests.request_restore(caller, c.id)
+
+
 def test_a_quota_of_zero_is_unlimited() -> None:
-    service = Service(Settings(daily_restores_per_user=0))
+    service = Service(Settings(daily_restores_per_user=0, restores_per_user_per_minute=0))
     photo, caller = service.photo()
     for _ in range(30):
         service.restored(photo, caller)
