@@ -166,6 +166,7 @@ class Bench:
         from photo_restore.repository import SqlRepository
         from photo_restore.restore_requests import Caller, RestoreRequests
         from photo_restore.storage import ObjectStorage
+        from photo_restore_tools.local.faults import attempt_commit_fails_once
         from photo_restore_tools.local.photos import upload_photo
         from photo_restore_tools.local.siliconflow_standin import Behaviour
 
@@ -183,18 +184,19 @@ class Bench:
         accepted = requests.request_restore(Caller(photo.owner_id, None), photo.id).body
         attempt_id = accepted.restore_attempt_id
         message = RestoreMessage(photo_id=photo.id, restore_attempt_id=attempt_id)
-        if step == "download_5xx":
-            self.standin.enqueue(Behaviour.result_error(503))
-        elif step == "download_timeout":
-            self.standin.enqueue(Behaviour.slow_result(60))
-        elif step == "commit_error":
-            self._commit_fails_once(attempt_id)
-        elif step == "s3_put_error":
-            self._first_delivery_with_a_failing_put(message)
-        elif step == "worker_killed":
-            self.standin.enqueue(Behaviour.slow_result(60))
-            self._first_delivery_killed(message)
-        self._drain()
+        with ExitStack() as faults:
+            if step == "download_5xx":
+                self.standin.enqueue(Behaviour.result_error(503))
+            elif step == "download_timeout":
+                self.standin.enqueue(Behaviour.slow_result(60))
+            elif step == "commit_error":
+                faults.enter_context(attempt_commit_fails_once(self.engine, attempt_id))
+            elif step == "s3_put_error":
+                self._first_delivery_with_a_failing_put(message)
+            elif step == "worker_killed":
+                self.standin.enqueue(Behaviour.slow_result(60))
+                self._first_delivery_killed(message)
+            self._drain()
         with self.engine.connect() as conn:
             from sqlalchemy import select
 
@@ -227,27 +229,6 @@ class Bench:
             ],
         )["Attributes"]
         return all(int(v) == 0 for v in attributes.values())
-
-    def _commit_fails_once(self, attempt_id: uuid.UUID) -> None:
-        from sqlalchemy import text
-
-        name = f"fault_{uuid.uuid4().hex[:12]}"
-        with self.engine.begin() as conn:
-            conn.execute(text(f"CREATE SEQUENCE {name}"))
-            conn.execute(
-                text(
-                    f"CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN "
-                    f"IF nextval('{name}') = 1 THEN RAISE EXCEPTION 'injected commit fault'; "
-                    "END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
-                )
-            )
-            conn.execute(
-                text(
-                    f"CREATE TRIGGER {name} BEFORE UPDATE ON restore_attempts FOR EACH ROW "
-                    f"WHEN (OLD.s3_key = 'pending' AND NEW.s3_key <> 'pending' "
-                    f"AND NEW.id = '{attempt_id}') EXECUTE FUNCTION {name}()"
-                )
-            )
 
     def _first_delivery_with_a_failing_put(self, message: Any) -> None:
         from photo_restore.errors import DependencyUnavailable

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from photo_restore.queue import RestoreMessage, RestoreQueue
 from photo_restore.repository import SqlRepository
 from photo_restore.storage import ObjectStorage, restored_key
 from photo_restore.worker_wiring import build_restore_run
+from photo_restore_tools.local.faults import attempt_commit_fails_once
 from photo_restore_tools.local.siliconflow_standin import Behaviour
 from tests.helpers.images import old_photo
 from tests.helpers.pipeline import Pipeline
@@ -125,44 +126,12 @@ def test_an_s3_put_error_after_the_download_resumes_at_the_download(pipeline: Pi
     assert_ready_after_one_call(pipeline, photo_id, attempt_id)
 
 
-@pytest.fixture
-def commit_fails_once(pipeline: Pipeline) -> Iterator[Callable[[uuid.UUID], None]]:
-    """A real Postgres error on the commit that completes the attempt, once."""
-    name = f"fault_{uuid.uuid4().hex[:12]}"
-
-    def arm(attempt_id: uuid.UUID) -> None:
-        with pipeline.engine.begin() as conn:
-            conn.execute(text(f"CREATE SEQUENCE {name}"))
-            conn.execute(
-                text(
-                    f"CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN "
-                    f"IF nextval('{name}') = 1 THEN RAISE EXCEPTION 'injected commit fault'; "
-                    "END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
-                )
-            )
-            conn.execute(
-                text(
-                    f"CREATE TRIGGER {name} BEFORE UPDATE ON restore_attempts FOR EACH ROW "
-                    f"WHEN (OLD.s3_key = 'pending' AND NEW.s3_key <> 'pending' "
-                    f"AND NEW.id = '{attempt_id}') EXECUTE FUNCTION {name}()"
-                )
-            )
-
-    yield arm
-    with pipeline.engine.begin() as conn:
-        conn.execute(text(f"DROP TRIGGER IF EXISTS {name} ON restore_attempts"))
-        conn.execute(text(f"DROP FUNCTION IF EXISTS {name}()"))
-        conn.execute(text(f"DROP SEQUENCE IF EXISTS {name}"))
-
-
-def test_a_commit_error_after_storing_resumes_at_the_download(
-    pipeline: Pipeline, commit_fails_once: Callable[[uuid.UUID], None]
-) -> None:
+def test_a_commit_error_after_storing_resumes_at_the_download(pipeline: Pipeline) -> None:
     photo = pipeline.add_photo(old_photo())
     attempt_id = pipeline.request_restore(photo)
-    commit_fails_once(attempt_id)
 
-    pipeline.drain()
+    with attempt_commit_fails_once(pipeline.engine, attempt_id):  # a real Postgres error, once
+        pipeline.drain()
 
     attempt = assert_ready_after_one_call(pipeline, photo.id, attempt_id)
     assert attempt.s3_key == restored_key(attempt)
