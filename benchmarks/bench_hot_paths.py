@@ -36,6 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.helpers.built_artifact: the build output as Lambda loads it
 
+from image_similarity import ssim_float  # noqa: E402 (beside this script)
 from remote_services import remote_services  # noqa: E402 (beside this script)
 
 INPUTS = Path(tempfile.gettempdir()) / "photo-restore-bench"  # generated once, then reused
@@ -75,23 +76,8 @@ def twelve_mp_jpeg() -> bytes:
 
 
 def ssim(first: Any, second: Any) -> float:
-    """Mean SSIM of the luminance (Wang et al. 2004, 7x7 uniform windows, as scikit-image)."""
-    import numpy as np
-
-    x = np.asarray(first.convert("L"), dtype=np.float64)
-    y = np.asarray(second.convert("L"), dtype=np.float64)
-
-    def local_mean(z: Any) -> Any:
-        k = 7
-        c = np.cumsum(np.cumsum(np.pad(z, ((1, 0), (1, 0))), 0), 1)
-        return (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k)
-
-    mx, my = local_mean(x), local_mean(y)
-    vx, vy = local_mean(x * x) - mx * mx, local_mean(y * y) - my * my
-    cxy = local_mean(x * y) - mx * my
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    index = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return float(index.mean())
+    """Mean SSIM of two images' luminance."""
+    return ssim_float(first.convert("L"), second.convert("L"))
 
 
 # --- 1. preprocessing ------------------------------------------------------------------------

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from image_similarity import ssim_float  # beside this script
+
 from photo_restore.settings import Settings
 
 if TYPE_CHECKING:  # the parent process never imports Pillow: it must stay small
@@ -368,25 +370,6 @@ def time_anchor(name: str, path: Path, repeat: int) -> dict[str, Any]:
         "encode_ms": encode_ms,
         "peak_rss_mb": peak,
     }
-
-
-def ssim_float(x: Any, y: Any) -> float:
-    """Mean SSIM of two float luminance arrays (Wang et al. 2004, 7x7 uniform windows)."""
-    import numpy as np
-
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-
-    def local_mean(z: Any) -> Any:
-        k = 7
-        c = np.cumsum(np.cumsum(np.pad(z, ((1, 0), (1, 0))), 0), 1)
-        return (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k)
-
-    mx, my = local_mean(x), local_mean(y)
-    vx, vy = local_mean(x * x) - mx * mx, local_mean(y * y) - my * my
-    cxy = local_mean(x * y) - mx * my
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    index = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return float(index.mean())
 
 
 def ssim_losses(path: Path, pipelines: list[str]) -> dict[str, float]:
