@@ -186,6 +186,7 @@ def bench_worker(repeat: int) -> dict[str, Any]:
             siliconflow_allow_private_urls=True,
             image_transport="presigned_url",
             daily_restores_per_user=0,
+            restores_per_user_per_minute=0,
         )
         engine = create_db_engine(database_url, ssl_mode="disable")
         repository = SqlRepository(engine)

@@ -217,6 +217,7 @@ def main() -> None:
             siliconflow_max_retries=1,
             transient_retry_delays_seconds=[0],
             daily_restores_per_user=1_000_000,  # counted, never reached
+            restores_per_user_per_minute=0,  # one owner's cycles, back to back
         )
         owner = quiet_owner(full_engine)
         print(f"the owner: {owner.photos} photos, no request in the last 2 days", flush=True)
